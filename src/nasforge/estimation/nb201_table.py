@@ -9,10 +9,6 @@ from nasforge.errors import NasforgeError
 from nasforge.estimation.tabular import TabularBenchmark, find_data_dir, read_arch_table
 from nasforge.spaces.nb201 import NB201Space
 
-#: the reporting metric of the NB201 protocol per dataset (search selects by ``valid_acc_200``)
-NB201_REPORT_METRIC = {"cifar10": "test_acc_200_full", "cifar100": "test_acc_200"}
-
-
 def load_nb201(
     dataset: str | os.PathLike[str] = "cifar10", data_dir: str | os.PathLike[str] | None = None
 ) -> TabularBenchmark:
@@ -41,5 +37,4 @@ def load_nb201(
         name = text
     space = NB201Space()
     archs, columns = read_arch_table(path, space.parse)
-    bench = TabularBenchmark(space, archs, columns, name=f"nb201:{name}")
-    return bench
+    return TabularBenchmark(space, archs, columns, name=f"nb201:{name}")

@@ -15,11 +15,15 @@ from nasforge.estimation.base import Estimator, Measurement
 from nasforge.spaces.base import SearchSpace
 
 # "valid_acc_200" -> ("valid_acc", 200, ""); "test_acc_200_full" -> ("test_acc", 200, "_full")
-_FIDELITY_COLUMN = re.compile(r"^(?P<base>.*?[a-z])_(?P<fid>\d+)(?P<suffix>_[a-z_]+)?$")
+_FIDELITY_COLUMN = re.compile(r"^(?P<base>[a-z][a-z_]*?[a-z])_(?P<fid>\d+)(?P<suffix>_[a-z_]+)?$")
 
 
 def split_column(column: str) -> tuple[str, float | None]:
-    """Split a column name into (metric, fidelity): ``test_acc_200_full`` -> (``test_acc_full``, 200)."""
+    """Split a column name into (metric, fidelity): ``test_acc_200_full`` -> (``test_acc_full``, 200).
+
+    Only a candidate: :class:`TabularBenchmark` treats a number as a fidelity only when some
+    metric of the table appears at two or more such numbers (so ``gold_6240``, a CPU name, stays
+    a plain column beside ``valid_acc_12``/``valid_acc_200``)."""
     m = _FIDELITY_COLUMN.match(column)
     if not m:
         return column, None
@@ -67,6 +71,9 @@ class TabularBenchmark(Estimator):
         self._key = key
         self.columns = {c: np.asarray(v, dtype=float) for c, v in columns.items()}
         self.cost_metric = cost_metric
+        #: what a search on this table selects by, and what it reports (set by the loaders)
+        self.default_metric: str | None = None
+        self.report_metric: str | None = None
         for c, v in self.columns.items():
             if len(v) != len(self.archs):
                 raise NasforgeError(f"benchmark {name!r}: column {c!r} has {len(v)} rows, expected {len(self.archs)}")
@@ -77,10 +84,18 @@ class TabularBenchmark(Estimator):
             if k in self._row:
                 raise NasforgeError(f"benchmark {name!r}: architecture {space.format(a)} appears twice")
             self._row[k] = i
+        split = {c: split_column(c) for c in self.columns}
+        seen: dict[str, set[float]] = {}
+        for metric, fid in split.values():
+            if fid is not None:
+                seen.setdefault(metric, set()).add(fid)
+        real = set().union(*(f for f in seen.values() if len(f) > 1))
         groups: dict[float | None, dict[str, str]] = {}
-        for c in self.columns:
-            metric, fid = split_column(c)
-            groups.setdefault(fid, {})[metric] = c
+        for c, (metric, fid) in split.items():
+            if fid in real:
+                groups.setdefault(fid, {})[metric] = c
+            else:
+                groups.setdefault(None, {})[c] = c
         fids = sorted(f for f in groups if f is not None)
         self.fidelities = tuple(fids) if fids else None
         self._groups = groups

@@ -1,0 +1,337 @@
+"""The ``nasforge`` command line: search, show, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from nasforge import __version__
+from nasforge.errors import NasforgeError
+
+DEFAULT_STORAGE = "sqlite:///nasforge.db"
+DEFAULT_BENCHMARK = "nbgraph:cora"
+
+
+# --- small helpers ---------------------------------------------------------------------------
+def _parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise NasforgeError(f"bad --param {item!r}: expected KEY=VALUE, e.g. population_size=20")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise NasforgeError(f"bad {what} {text!r}: expected comma-separated whole numbers") from None
+    if not vals or any(v < 1 for v in vals):
+        raise NasforgeError(f"bad {what} {text!r}: expected positive whole numbers")
+    return vals
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _maximize(bench: Any, metric: str, direction: str | None) -> bool:
+    if direction is not None:
+        return direction == "max"
+    return bench.higher_is_better(metric)
+
+
+# --- search -----------------------------------------------------------------------------------
+SEARCH_KEYS = ("benchmark", "strategy", "seed", "metric", "direction", "fidelity", "params")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasforge.estimation import load_benchmark
+    from nasforge.strategies import get_strategy
+    from nasforge.study import Study, get_storage
+
+    storage = get_storage(args.storage)
+    given = {"benchmark": args.benchmark, "strategy": args.strategy, "seed": args.seed, "metric": args.metric,
+             "direction": args.direction, "fidelity": args.fidelity,
+             "params": _parse_params(args.param) if args.param else None}
+    name = args.study
+    stored: dict[str, Any] = {}
+    if name is not None and name in storage.study_names():
+        _, cfg, _ = storage.get_or_create_study(name, {})
+        stored = cfg.get("search", {})
+    settings = {"benchmark": DEFAULT_BENCHMARK, "strategy": "re", "seed": 0, "metric": None, "direction": None,
+                "fidelity": None, "params": {}}
+    for key in SEARCH_KEYS:
+        if given[key] is not None:
+            if key in stored and stored[key] != given[key]:
+                raise NasforgeError(
+                    f"study {name!r} was created with {key}={stored[key]!r}; it cannot resume with "
+                    f"{key}={given[key]!r} (omit the option to use the stored value, or pick a new --study)"
+                )
+            settings[key] = given[key]
+        elif key in stored:
+            settings[key] = stored[key]
+
+    bench = load_benchmark(settings["benchmark"], data_dir=args.data_dir)
+    space = bench.space
+    metric = settings["metric"] or bench.default_metric
+    if settings["fidelity"] is not None:
+        bench._fidelity(settings["fidelity"])  # validates it
+    if metric not in bench.metrics_at(settings["fidelity"]):
+        raise NasforgeError(
+            f"unknown metric {metric!r} for {bench.name} at fidelity {settings['fidelity'] or 'full'}; "
+            f"available: {', '.join(bench.metrics_at(settings['fidelity']))}"
+        )
+    maximize = _maximize(bench, metric, settings["direction"])
+    report = args.report or bench.report_metric
+    strategy = get_strategy(settings["strategy"], space, seed=settings["seed"], fidelity=settings["fidelity"],
+                            **settings["params"])
+    if name is None:
+        name = f"{strategy.name}-{bench.name.replace(':', '-')}-seed{settings['seed']}"
+    settings.update(metric=metric, direction="max" if maximize else "min")
+    study = Study(name, space, metric, maximize=maximize, storage=storage, config={"search": settings})
+    done = len(study.finished_trials)
+    out = sys.stdout
+    print(f"study {name!r} ({args.storage}): {strategy!r}", file=out)
+    print(f"benchmark {bench.name} ({len(bench):,} architectures); selecting by {metric} "
+          f"({'max' if maximize else 'min'}), reporting {report}; budget {args.budget} trials", file=out)
+    if done:
+        print(f"resuming: {done} trial(s) already done" + (
+            f", {study.n_interrupted} interrupted trial(s) will be re-run" if study.n_interrupted else ""), file=out)
+    t0 = time.perf_counter()
+    study.optimize(strategy, bench, n_trials=args.budget, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    print(f"{len(study.finished_trials) - done} new trial(s) in {seconds:.2f} s", file=out)
+    _print_result(study, bench, report)
+    return 0
+
+
+def _print_result(study: Any, bench: Any, report: str | None, top: int = 5) -> None:
+    from nasforge.study import TrialState
+
+    done = [t for t in study.trials if t.state is TrialState.COMPLETE]
+    failed = sum(t.state is TrialState.FAILED for t in study.trials)
+    print(f"\n{len(done)} complete trial(s)" + (f", {failed} failed" if failed else ""))
+    if not done:
+        return
+    sign = -1.0 if study.maximize else 1.0
+    best = sorted(done, key=lambda t: (sign * t.value, t.number))[:top]
+    cols = ["#", study.metric] + ([report] if report and report != study.metric else []) + ["architecture"]
+    rows = [[t.number, t.value] + ([t.metrics.get(report, float("nan"))] if len(cols) == 4 else []) + [t.arch]
+            for t in best]
+    print(f"top {len(best)} by {study.metric}:")
+    print(_table(cols, rows))
+    b = best[0]
+    print(f"\nbest architecture: {b.arch}")
+    if bench is not None:
+        for m in dict.fromkeys([study.metric] + ([report] if report else [])):
+            col = bench.column(m, b.fidelity) if m in bench.metrics_at(b.fidelity) else None
+            if col is None:
+                continue
+            value = b.metrics[m]
+            _, opt = bench.optimum(col, maximize=study.maximize)
+            pct = bench.percentile(col, value)
+            better = 100.0 - pct if study.maximize else bench.percentile(col, value - 1e-12 * abs(value) - 1e-300)
+            print(f"  {m} = {value:.4f}  (table optimum {opt:.4f}; {better:.2f}% of the {len(bench):,} "
+                  "architectures are better)")
+
+
+# --- show -------------------------------------------------------------------------------------
+def cmd_show(args: argparse.Namespace) -> int:
+    from nasforge.estimation import load_benchmark
+    from nasforge.spaces import get_space
+    from nasforge.study import Study, get_storage
+
+    storage = get_storage(args.storage)
+    names = storage.study_names()
+    if args.study is None:
+        if not names:
+            print(f"no studies in {args.storage}")
+            return 0
+        print(f"studies in {args.storage}:")
+        for n in names:
+            print(f"  {n}")
+        return 0
+    if args.study not in names:
+        raise NasforgeError(f"no study {args.study!r} in {args.storage}; studies: {', '.join(names) or 'none'}")
+    _, cfg, _ = storage.get_or_create_study(args.study, {})
+    space = get_space(cfg["space"]) if cfg["space"] != "nbgraph" else None
+    bench = None
+    spec = cfg.get("search", {}).get("benchmark")
+    if spec:
+        try:
+            bench = load_benchmark(spec, data_dir=args.data_dir)
+            space = bench.space
+        except NasforgeError as exc:
+            print(f"(benchmark {spec} not available: {exc})")
+    if space is None:
+        space = get_space(cfg["space"])
+    study = Study(args.study, space, cfg["metric"], maximize=cfg["maximize"], storage=storage)
+    print(study.summary())
+    search = cfg.get("search")
+    if search:
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in search.items() if v not in (None, {})))
+    if args.all:
+        df = study.trials_dataframe()
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
+            print(df.drop(columns=["started"]).to_string(index=False))
+    if args.csv:
+        study.trials_dataframe().to_csv(args.csv, index=False)
+        print(f"trials written to {args.csv}")
+    report = args.report or (bench.report_metric if bench is not None else None)
+    _print_result(study, bench, report, top=args.top)
+    return 0
+
+
+# --- bench ------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    from nasforge.analysis import anytime_table, plot_anytime
+    from nasforge.estimation import load_benchmark
+    from nasforge.strategies import get_strategy
+    from nasforge.study.compare import compare_strategies
+
+    bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
+    metric = args.metric or bench.default_metric
+    report = args.report or bench.report_metric
+    for m in (metric, report):
+        if m not in bench.metrics_at(None):
+            raise NasforgeError(f"unknown metric {m!r} for {bench.name}; available: {', '.join(bench.metrics_at(None))}")
+    maximize = _maximize(bench, metric, args.direction)
+    at = _int_list(args.at, "--at")
+    budget = args.budget or max(at)
+    params = _bench_params(args.param)
+    strategies: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name in [s.strip() for s in args.strategies.split(",") if s.strip()]:
+        st = get_strategy(name, bench.space, **params.get(name, {}))  # validates name and settings
+        strategies[st.name] = (st.name, params.get(name, {}))
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    total = len(strategies) * len(seeds)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="runs", disable=args.quiet, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    curves = compare_strategies(bench.space, bench, strategies, seeds, budget, metric, report, maximize,
+                                on_run=lambda *_: bar.update(1))
+    bar.close()
+    seconds = time.perf_counter() - t0
+    table = anytime_table(curves, at)
+    print(f"{bench.name}: select by {metric}, report {report}; {len(seeds)} seeds "
+          f"({seeds[0]}..{seeds[-1]}), {budget} queries per run, {total} runs in {seconds:.1f} s")
+    opt_arch, opt = bench.optimum(bench.column(report), maximize=maximize)
+    print(f"table optimum of {report}: {opt:.2f}")
+    rows = [[m, q, f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['se']:.3f}", r["n"]] for (m, q), r in table.iterrows()]
+    print(_table(["strategy", "queries", f"{report} mean ± std", "s.e.", "runs"], rows))
+    if args.csv:
+        table.to_csv(args.csv)
+        print(f"table written to {args.csv}")
+    if args.plot:
+        plot_anytime(curves, args.plot, ylabel=report, title=f"{bench.name}, {len(seeds)} seeds", optimum=opt)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nasforge", description="Neural architecture search: spaces, estimators, strategies.")
+    p.add_argument("--version", action="version", version=f"nasforge {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help=f"database URL or :memory: (default {DEFAULT_STORAGE})")
+        sp.add_argument("--data-dir", default=None, help="reference data folder (default: $NASFORGE_DATA or ../shared/data)")
+
+    s = sub.add_parser("search", help="run (or resume) a search study")
+    s.add_argument("--benchmark", default=None,
+                   help=f"nb201:<cifar10|cifar100|path.csv> or nbgraph:<dataset> (default {DEFAULT_BENCHMARK})")
+    s.add_argument("--strategy", default=None, help="random, re, ls (default re)")
+    s.add_argument("--budget", type=int, default=100, help="total trials of the study (default 100)")
+    s.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    s.add_argument("--metric", default=None, help="metric to optimise (default: the benchmark's validation metric)")
+    s.add_argument("--direction", choices=("max", "min"), default=None)
+    s.add_argument("--fidelity", type=float, default=None, help="fidelity to query, e.g. 12 or 200 for NB201")
+    s.add_argument("--report", default=None, help="metric to report for the best trial (never used to select)")
+    s.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=20")
+    s.add_argument("--study", default=None, help="study name (default <strategy>-<benchmark>-seed<seed>)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(s)
+    s.set_defaults(func=cmd_search)
+
+    sh = sub.add_parser("show", help="list studies, or show one study's trials and best architecture")
+    sh.add_argument("study", nargs="?", default=None)
+    sh.add_argument("--top", type=int, default=10, help="how many best trials to list (default 10)")
+    sh.add_argument("--all", action="store_true", help="print every trial")
+    sh.add_argument("--csv", default=None, help="write all trials to this CSV file")
+    sh.add_argument("--report", default=None)
+    common(sh)
+    sh.set_defaults(func=cmd_show)
+
+    b = sub.add_parser("bench", help="compare strategies over many seeds on a tabular benchmark")
+    b.add_argument("--benchmark", default="nb201:cifar10")
+    b.add_argument("--strategies", default="random,re,ls")
+    b.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    b.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    b.add_argument("--at", default="25,50,100,200,300", help="query counts of the anytime table")
+    b.add_argument("--budget", type=int, default=None, help="queries per run (default: the largest --at)")
+    b.add_argument("--metric", default=None)
+    b.add_argument("--direction", choices=("max", "min"), default=None)
+    b.add_argument("--report", default=None)
+    b.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
+                   help="strategy setting, e.g. re.population_size=20")
+    b.add_argument("--plot", default=None, help="write the anytime plot to this PNG")
+    b.add_argument("--csv", default=None, help="write the anytime table to this CSV")
+    b.add_argument("--quiet", action="store_true")
+    b.add_argument("--data-dir", default=None)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def _bench_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in _parse_params(items).items():
+        strat, dot, setting = key.partition(".")
+        if not dot or not setting:
+            raise NasforgeError(f"bad --param {key!r}: expected STRATEGY.KEY=VALUE, e.g. re.population_size=20")
+        out.setdefault(strat, {})[setting] = value
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NasforgeError as exc:
+        print(f"nasforge: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into e.g. head
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("nasforge: interrupted; completed trials are saved (run the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

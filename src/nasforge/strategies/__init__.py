@@ -1,0 +1,34 @@
+"""Search strategies: what to try next. Strategies know only the SearchSpace interface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasforge.errors import NasforgeError, unknown
+from nasforge.spaces.base import SearchSpace
+from nasforge.strategies.base import Strategy, Suggestion
+from nasforge.strategies.blackbox import LocalSearch, RandomSearch, RegularizedEvolution
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "random": RandomSearch,
+    "re": RegularizedEvolution,
+    "ls": LocalSearch,
+}
+ALIASES = {"rs": "random", "evolution": "re", "rea": "re", "local": "ls", "local_search": "ls"}
+
+
+def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
+    """A strategy by registry name (``random``, ``re``, ``ls``) with its keyword settings."""
+    key = ALIASES.get(name, name)
+    try:
+        cls = STRATEGIES[key]
+    except KeyError:
+        raise unknown("strategy", name, sorted(STRATEGIES)) from None
+    try:
+        return cls(space, **kwargs)
+    except TypeError as exc:
+        raise NasforgeError(f"bad settings for strategy {key!r}: {exc}") from None
+
+
+__all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch",
+           "get_strategy", "STRATEGIES"]

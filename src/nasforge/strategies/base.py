@@ -1,0 +1,144 @@
+"""The ask/tell interface every search strategy implements."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import NasforgeError
+from nasforge.spaces.base import SearchSpace
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """What a strategy asks to evaluate: an architecture at a fidelity (``None``: the full one)."""
+
+    arch: Any
+    fidelity: float | None = None
+    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+class Strategy(ABC):
+    """A seeded search strategy behind ``ask()`` / ``tell()``.
+
+    ``metric`` names the measurement entry to optimise and ``maximize`` its direction; a study
+    fills both in when they are left ``None``. ``tell`` takes a :class:`Measurement`, a plain
+    number (the metric's value), or ``None`` for a failed evaluation. By default no architecture
+    is suggested twice (``allow_duplicates=False``): ``dedup`` chooses whether "twice" means the
+    same architecture (``"arch"``) or the same canonical key (``"canonical"``).
+
+    Determinism: the same seed and the same sequence of ``tell`` results give the same sequence
+    of suggestions. Studies resume by replaying the stored results through a fresh strategy.
+    """
+
+    name: str = ""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int | None = 0,
+        metric: str | None = None,
+        maximize: bool | None = None,
+        fidelity: float | None = None,
+        allow_duplicates: bool = False,
+        dedup: str = "arch",
+    ) -> None:
+        if dedup not in ("arch", "canonical"):
+            raise NasforgeError(f"unknown dedup mode {dedup!r}; allowed: arch, canonical")
+        self.space = space
+        self.seed = seed
+        self.metric = metric
+        self.maximize = maximize
+        self.fidelity = fidelity
+        self.allow_duplicates = allow_duplicates
+        self.dedup = dedup
+        self.rng = np.random.default_rng(seed)
+        self._seen: set[Hashable] = set()
+        self.n_told = 0
+        self.best_arch: Any = None
+        self.best_score = -math.inf
+
+    # --- the interface ----------------------------------------------------------------------
+    @abstractmethod
+    def ask(self) -> Suggestion:
+        """The next architecture (and fidelity) to evaluate."""
+
+    def tell(self, suggestion: Suggestion, result: Any) -> None:
+        """Report the result of evaluating ``suggestion`` (Measurement, number, or None if failed)."""
+        score = self.score(result)
+        self.n_told += 1
+        if score > self.best_score:
+            self.best_score, self.best_arch = score, suggestion.arch
+        self._observe(suggestion, score, result)
+
+    def _observe(self, suggestion: Suggestion, score: float, result: Any) -> None:
+        """Strategy-specific bookkeeping for a result (``score`` is higher-is-better, -inf if failed)."""
+
+    def config(self) -> dict[str, Any]:
+        """The constructor settings that define this strategy's trajectory (stored with studies)."""
+        return {"name": self.name, "seed": self.seed, "fidelity": self.fidelity,
+                "allow_duplicates": self.allow_duplicates, "dedup": self.dedup, **self._params()}
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    # --- helpers ----------------------------------------------------------------------------
+    def score(self, result: Any) -> float:
+        """Higher-is-better number for a result; ``-inf`` for a failure or a missing value."""
+        if result is None:
+            return -math.inf
+        if isinstance(result, (int, float, np.floating, np.integer)):
+            value = float(result)
+        else:
+            metrics = getattr(result, "metrics", result)
+            if self.metric is None:
+                raise NasforgeError(f"strategy {self.name!r} has no metric to optimise; set metric=...")
+            if self.metric not in metrics:
+                raise NasforgeError(
+                    f"measurement has no metric {self.metric!r}; it has: {', '.join(metrics)}"
+                )
+            value = float(metrics[self.metric])
+        if math.isnan(value):
+            return -math.inf
+        return value if self.maximize is not False else -value
+
+    def _key(self, arch: Any) -> Hashable:
+        return self.space.canonical_key(arch) if self.dedup == "canonical" else arch
+
+    def is_new(self, arch: Any) -> bool:
+        """Whether ``arch`` may still be suggested (always true when duplicates are allowed)."""
+        return self.allow_duplicates or self._key(arch) not in self._seen
+
+    def _claim(self, arch: Any, fidelity: float | None = None, **info: Any) -> Suggestion:
+        """Mark ``arch`` as suggested and wrap it."""
+        if not self.allow_duplicates:
+            self._seen.add(self._key(arch))
+        return Suggestion(arch, self.fidelity if fidelity is None else fidelity, info)
+
+    def _unique(self, propose: Callable[[], Any], tries: int = 200) -> Any:
+        """The first new architecture from ``propose``; falls back to random sampling, then to
+        enumerating the space, so a finite space is never reported exhausted too early."""
+        for _ in range(tries):
+            arch = propose()
+            if self.is_new(arch):
+                return arch
+        for _ in range(tries):
+            arch = self.space.sample(self.rng)
+            if self.is_new(arch):
+                return arch
+        try:
+            candidates = [a for a in self.space if self.is_new(a)]
+        except TypeError:
+            candidates = []
+        if not candidates:
+            raise NasforgeError(f"search space {self.space.name!r} is exhausted: every architecture was evaluated")
+        return candidates[int(self.rng.integers(len(candidates)))]
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({params})"
