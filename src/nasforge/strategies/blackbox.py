@@ -34,7 +34,7 @@ class RegularizedEvolution(Strategy):
 
     name = "re"
 
-    def __init__(self, space: SearchSpace, population_size: int = 20, sample_size: int = 5, **kwargs: Any) -> None:
+    def __init__(self, space: SearchSpace, population_size: int = 20, sample_size: int = 10, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         if population_size < 1 or not 1 <= sample_size <= population_size:
             raise NasforgeError(

@@ -1,0 +1,70 @@
+import subprocess
+import sys
+
+import pytest
+
+from nasforge.cli.main import main
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_search_show_resume_on_nb201(tmp_path, capsys, data_dir):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["search", "--benchmark", "nb201:cifar10", "--strategy", "ls", "--budget", "40", "--storage", url,
+            "--quiet", "--data-dir", str(data_dir)]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert "study 'ls-nb201-cifar10-seed0'" in out and "40 new trial(s)" in out
+    assert "best architecture: |" in out and "test_acc_full" in out
+    # resume: the stored settings are reused, the budget counts what is done
+    code, out, _ = run(capsys, "search", "--study", "ls-nb201-cifar10-seed0", "--budget", "60", "--storage", url,
+                       "--quiet", "--data-dir", str(data_dir))
+    assert code == 0 and "resuming: 40 trial(s) already done" in out and "20 new trial(s)" in out
+    code, out, err = run(capsys, "search", "--study", "ls-nb201-cifar10-seed0", "--seed", "3", "--storage", url)
+    assert code == 2 and "created with seed=0" in err
+    code, out, _ = run(capsys, "show", "--storage", url)
+    assert "ls-nb201-cifar10-seed0" in out
+    csv = tmp_path / "t.csv"
+    code, out, _ = run(capsys, "show", "ls-nb201-cifar10-seed0", "--storage", url, "--csv", str(csv),
+                       "--data-dir", str(data_dir))
+    assert code == 0 and "60 trials (60 complete)" in out and "table optimum" in out
+    assert len(csv.read_text().splitlines()) == 61
+
+
+def test_search_default_benchmark_in_memory(capsys):
+    code, out, _ = run(capsys, "search", "--storage", ":memory:", "--budget", "30", "--quiet")
+    assert code == 0 and "nbgraph:cora" in out and "30 new trial(s)" in out and "valid_perf" in out
+
+
+def test_bench_table_and_plot(tmp_path, capsys, data_dir):
+    png = tmp_path / "a.png"
+    code, out, _ = run(capsys, "bench", "--benchmark", "nb201:cifar100", "--seeds", "3", "--at", "10,20",
+                       "--strategies", "random,re", "--param", "re.population_size=5", "--param", "re.sample_size=2",
+                       "--plot", str(png), "--quiet", "--data-dir", str(data_dir))
+    assert code == 0
+    assert "select by valid_acc, report test_acc" in out and "random" in out and "re " in out
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "--strategy", "nope", "--storage", ":memory:"], "unknown strategy 'nope'"),
+        (["search", "--benchmark", "nb999:x", "--storage", ":memory:"], "unknown benchmark 'nb999:x'"),
+        (["search", "--metric", "acc", "--storage", ":memory:"], "unknown metric 'acc'"),
+        (["search", "--param", "oops", "--storage", ":memory:"], "expected KEY=VALUE"),
+        (["search", "--storage", "not-a-url"], "not a database URL"),
+        (["bench", "--at", "0,x"], "bad --at"),
+        (["show", "ghost", "--storage", ":memory:"], "no study 'ghost'"),
+        (["search", "--budget", "many"], "invalid int value"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    proc = subprocess.run([sys.executable, "-m", "nasforge", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
