@@ -304,7 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     b.add_argument("--data-dir", default=None)
     b.set_defaults(func=cmd_bench)
+
+    import importlib
+
+    for module in EXTRA_COMMANDS:  # each module adds its own sub-command(s)
+        importlib.import_module(f"nasforge.cli.{module}").add_parser(sub)
     return p
+
+
+#: modules under nasforge.cli with an ``add_parser(subparsers)`` function; each parser sets
+#: ``func`` to a callable taking the parsed arguments and returning the exit code
+EXTRA_COMMANDS: list[str] = []
 
 
 def _bench_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:

@@ -30,7 +30,10 @@ class Strategy(ABC):
     fills both in when they are left ``None``. ``tell`` takes a :class:`Measurement`, a plain
     number (the metric's value), or ``None`` for a failed evaluation. By default no architecture
     is suggested twice (``allow_duplicates=False``): ``dedup`` chooses whether "twice" means the
-    same architecture (``"arch"``) or the same canonical key (``"canonical"``).
+    same architecture (``"arch"``) or the same canonical key (``"canonical"``). ``feasible`` is an
+    optional predicate for hard constraints known before evaluation (parameters, FLOPs, table
+    latency): architectures it rejects are never suggested (every proposal goes through
+    :meth:`is_new`, so sampling rejects and mutation repairs by proposing again).
 
     Determinism: the same seed and the same sequence of ``tell`` results give the same sequence
     of suggestions. Studies resume by replaying the stored results through a fresh strategy.
@@ -47,6 +50,7 @@ class Strategy(ABC):
         fidelity: float | None = None,
         allow_duplicates: bool = False,
         dedup: str = "arch",
+        feasible: Callable[[Any], bool] | None = None,
     ) -> None:
         if dedup not in ("arch", "canonical"):
             raise NasforgeError(f"unknown dedup mode {dedup!r}; allowed: arch, canonical")
@@ -57,6 +61,7 @@ class Strategy(ABC):
         self.fidelity = fidelity
         self.allow_duplicates = allow_duplicates
         self.dedup = dedup
+        self.feasible = feasible
         self.rng = np.random.default_rng(seed)
         self._seen: set[Hashable] = set()
         self.n_told = 0
@@ -111,8 +116,11 @@ class Strategy(ABC):
         return self.space.canonical_key(arch) if self.dedup == "canonical" else arch
 
     def is_new(self, arch: Any) -> bool:
-        """Whether ``arch`` may still be suggested (always true when duplicates are allowed)."""
-        return self.allow_duplicates or self._key(arch) not in self._seen
+        """Whether ``arch`` may be suggested: not suggested before (unless duplicates are allowed)
+        and feasible under the hard constraint, if any."""
+        if not (self.allow_duplicates or self._key(arch) not in self._seen):
+            return False
+        return self.feasible is None or bool(self.feasible(arch))
 
     def _claim(self, arch: Any, fidelity: float | None = None, **info: Any) -> Suggestion:
         """Mark ``arch`` as suggested and wrap it."""
@@ -136,7 +144,11 @@ class Strategy(ABC):
         except TypeError:
             candidates = []
         if not candidates:
-            raise NasforgeError(f"search space {self.space.name!r} is exhausted: every architecture was evaluated")
+            raise NasforgeError(
+                f"search space {self.space.name!r} is exhausted: every "
+                + ("feasible " if self.feasible is not None else "")
+                + "architecture was evaluated"
+            )
         return candidates[int(self.rng.integers(len(candidates)))]
 
     def __repr__(self) -> str:
