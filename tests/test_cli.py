@@ -35,9 +35,36 @@ def test_search_show_resume_on_nb201(tmp_path, capsys, data_dir):
     assert len(csv.read_text().splitlines()) == 61
 
 
-def test_search_default_benchmark_in_memory(capsys):
-    code, out, _ = run(capsys, "search", "--storage", ":memory:", "--budget", "30", "--quiet")
+def test_search_nbgraph_in_memory(capsys):
+    code, out, _ = run(capsys, "search", "--benchmark", "nbgraph:cora", "--storage", ":memory:", "--budget", "30",
+                       "--quiet")
     assert code == 0 and "nbgraph:cora" in out and "30 new trial(s)" in out and "valid_perf" in out
+
+
+def test_main_job_trains_saves_and_exports(tmp_path, capsys):
+    import torch
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    work = str(tmp_path / "runs")
+    code, out, _ = run(capsys, "search", "--budget", "4", "--epochs", "2", "--C", "4", "--strategy", "asha",
+                       "--storage", url, "--workdir", work, "--quiet")
+    assert code == 0 and "training on Dataset('digits'" in out and "best network saved" in out
+    name = "asha-digits-seed0"
+    ts = torch.export.load(str(tmp_path / "runs" / name / "best.pt2")).module()
+    x = torch.zeros(3, 1, 8, 8)
+    assert ts(x).shape == (3, 10)
+    code, out, _ = run(capsys, "export", name, "--format", "onnx", "--storage", url, "--workdir", work)
+    assert code == 0 and "max |difference|" in out
+    diff = float(out.rsplit("=", 1)[1])
+    assert diff < 1e-4
+    from nasforge.estimation.export import load_state_dict_file
+
+    code, out, _ = run(capsys, "export", name, "--format", "torch", "--storage", url, "--workdir", work,
+                       "--out", str(tmp_path / "net.pth"))
+    model = load_state_dict_file(tmp_path / "net.pth")
+    assert torch.allclose(model(x), ts(x), atol=1e-5)
+    code, _, err = run(capsys, "search", "--study", name, "--epochs", "3", "--storage", url)
+    assert code == 2 and "created with epochs=2" in err
 
 
 def test_bench_table_and_plot(tmp_path, capsys, data_dir):
@@ -55,7 +82,12 @@ def test_bench_table_and_plot(tmp_path, capsys, data_dir):
     [
         (["search", "--strategy", "nope", "--storage", ":memory:"], "unknown strategy 'nope'"),
         (["search", "--benchmark", "nb999:x", "--storage", ":memory:"], "unknown benchmark 'nb999:x'"),
-        (["search", "--metric", "acc", "--storage", ":memory:"], "unknown metric 'acc'"),
+        (["search", "--benchmark", "nbgraph:cora", "--metric", "acc", "--storage", ":memory:"], "unknown metric 'acc'"),
+        (["search", "--dataset", "digits", "--benchmark", "nbgraph:cora"], "either --benchmark"),
+        (["search", "--dataset", "nowhere.npz", "--storage", ":memory:"], "dataset file not found"),
+        (["search", "--benchmark", "nbgraph:cora", "--strategy", "asha", "--storage", ":memory:"],
+         "needs an estimator with several fidelities"),
+        (["export", "ghost", "--storage", ":memory:"], "no study 'ghost'"),
         (["search", "--param", "oops", "--storage", ":memory:"], "expected KEY=VALUE"),
         (["search", "--storage", "not-a-url"], "not a database URL"),
         (["bench", "--at", "0,x"], "bad --at"),

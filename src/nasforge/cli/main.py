@@ -7,13 +7,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nasforge import __version__
 from nasforge.errors import NasforgeError
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
-DEFAULT_BENCHMARK = "nbgraph:cora"
+DEFAULT_DATASET = "digits"
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -55,25 +56,21 @@ def _maximize(bench: Any, metric: str, direction: str | None) -> bool:
 
 
 # --- search -----------------------------------------------------------------------------------
-SEARCH_KEYS = ("benchmark", "strategy", "seed", "metric", "direction", "fidelity", "params")
+SEARCH_KEYS = ("benchmark", "dataset", "space", "strategy", "seed", "metric", "direction", "fidelity", "params",
+               "epochs", "C", "N", "optimizer", "lr", "batch_size", "weight_decay", "label_smoothing", "n_train")
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from nasforge.estimation import load_benchmark
-    from nasforge.strategies import get_strategy
-    from nasforge.study import Study, get_storage
+def _settings(args: argparse.Namespace, stored: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """Merge the command's options with a stored study's settings (conflicts are errors)."""
+    from nasforge.cli.task import TRAINING_DEFAULTS
 
-    storage = get_storage(args.storage)
-    given = {"benchmark": args.benchmark, "strategy": args.strategy, "seed": args.seed, "metric": args.metric,
-             "direction": args.direction, "fidelity": args.fidelity,
-             "params": _parse_params(args.param) if args.param else None}
-    name = args.study
-    stored: dict[str, Any] = {}
-    if name is not None and name in storage.study_names():
-        _, cfg, _ = storage.get_or_create_study(name, {})
-        stored = cfg.get("search", {})
-    settings = {"benchmark": DEFAULT_BENCHMARK, "strategy": "re", "seed": 0, "metric": None, "direction": None,
-                "fidelity": None, "params": {}}
+    given = {k: getattr(args, k, None) for k in SEARCH_KEYS}
+    given["params"] = _parse_params(args.param) if args.param else None
+    if given["benchmark"] is not None and given["dataset"] is not None:
+        raise NasforgeError("give either --benchmark (a table) or --dataset (real training), not both")
+    settings: dict[str, Any] = {"strategy": "re", "seed": 0, "params": {}}
+    if not stored and given["benchmark"] is None and given["dataset"] is None:
+        given["dataset"] = DEFAULT_DATASET
     for key in SEARCH_KEYS:
         if given[key] is not None:
             if key in stored and stored[key] != given[key]:
@@ -84,38 +81,73 @@ def cmd_search(args: argparse.Namespace) -> int:
             settings[key] = given[key]
         elif key in stored:
             settings[key] = stored[key]
+    if settings.get("dataset") and not settings.get("benchmark"):
+        for k, v in TRAINING_DEFAULTS.items():
+            settings.setdefault(k, v)
+        settings.setdefault("space", "nb201")
+    return {k: v for k, v in settings.items() if v is not None or k in ("metric", "direction", "fidelity")}
 
-    bench = load_benchmark(settings["benchmark"], data_dir=args.data_dir)
-    space = bench.space
-    metric = settings["metric"] or bench.default_metric
-    if settings["fidelity"] is not None:
-        bench._fidelity(settings["fidelity"])  # validates it
-    if metric not in bench.metrics_at(settings["fidelity"]):
-        raise NasforgeError(
-            f"unknown metric {metric!r} for {bench.name} at fidelity {settings['fidelity'] or 'full'}; "
-            f"available: {', '.join(bench.metrics_at(settings['fidelity']))}"
-        )
-    maximize = _maximize(bench, metric, settings["direction"])
-    report = args.report or bench.report_metric
-    strategy = get_strategy(settings["strategy"], space, seed=settings["seed"], fidelity=settings["fidelity"],
-                            **settings["params"])
+
+def _strategy_settings(settings: dict[str, Any], task: Any) -> dict[str, Any]:
+    """Strategy keyword settings; multi-fidelity schedulers get rungs from the estimator."""
+    from nasforge.strategies import ALIASES, MULTI_FIDELITY
+
+    params = dict(settings["params"])
+    name = ALIASES.get(settings["strategy"], settings["strategy"])
+    if name in MULTI_FIDELITY and not {"rungs", "min_fidelity", "max_fidelity"} & set(params):
+        fids = task.estimator.fidelities
+        if not fids or len(fids) < 2:
+            raise NasforgeError(f"strategy {name!r} needs an estimator with several fidelities; {task.label} has none")
+        if task.table is not None:
+            params["rungs"] = list(fids)
+        else:
+            params.update(min_fidelity=1, max_fidelity=fids[-1])
+    return params
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasforge.cli.task import build_task
+    from nasforge.strategies import get_strategy
+    from nasforge.study import Study, get_storage
+
+    storage = get_storage(args.storage)
+    name = args.study
+    stored: dict[str, Any] = {}
+    if name is not None and name in storage.study_names():
+        _, cfg, _ = storage.get_or_create_study(name, {})
+        stored = cfg.get("search", {})
+    settings = _settings(args, stored, name)
+    label = settings.get("benchmark") or settings.get("dataset")
     if name is None:
-        name = f"{strategy.name}-{bench.name.replace(':', '-')}-seed{settings['seed']}"
-    settings.update(metric=metric, direction="max" if maximize else "min")
-    study = Study(name, space, metric, maximize=maximize, storage=storage, config={"search": settings})
+        name = f"{settings['strategy']}-{str(label).replace(':', '-').replace('/', '_')}-seed{settings['seed']}"
+    workdir = Path(args.workdir) / name
+    task = build_task(settings, args.data_dir, workdir)
+    strategy = get_strategy(settings["strategy"], task.space, seed=settings["seed"], fidelity=settings.get("fidelity"),
+                            **_strategy_settings(settings, task))
+    settings.update(metric=task.metric, direction="max" if task.maximize else "min")
+    study = Study(name, task.space, task.metric, maximize=task.maximize, storage=storage, config={"search": settings})
     done = len(study.finished_trials)
-    out = sys.stdout
-    print(f"study {name!r} ({args.storage}): {strategy!r}", file=out)
-    print(f"benchmark {bench.name} ({len(bench):,} architectures); selecting by {metric} "
-          f"({'max' if maximize else 'min'}), reporting {report}; budget {args.budget} trials", file=out)
+    report = args.report or task.report
+    budget = args.budget if args.budget is not None else (100 if task.table is not None else 40)
+    print(f"study {name!r} ({args.storage}): {strategy!r}")
+    print(f"{task.description}; selecting by {task.metric} ({'max' if task.maximize else 'min'}), reporting "
+          f"{report}; budget {budget} trials" + (f" or cost {args.max_cost:g}" if args.max_cost else ""))
     if done:
         print(f"resuming: {done} trial(s) already done" + (
-            f", {study.n_interrupted} interrupted trial(s) will be re-run" if study.n_interrupted else ""), file=out)
+            f", {study.n_interrupted} interrupted trial(s) will be re-run" if study.n_interrupted else ""))
     t0 = time.perf_counter()
-    study.optimize(strategy, bench, n_trials=args.budget, progress=not args.quiet)
+    study.optimize(strategy, task.estimator, n_trials=budget, max_cost=args.max_cost, progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    print(f"{len(study.finished_trials) - done} new trial(s) in {seconds:.2f} s", file=out)
-    _print_result(study, bench, report)
+    print(f"{len(study.finished_trials) - done} new trial(s) in {seconds:.2f} s")
+    _print_result(study, task.table, report)
+    if task.table is None and study.best_trial is not None:
+        from nasforge.estimation.export import save_trained
+
+        best = study.best_trial
+        model = task.estimator.trained_model(best.arch, int(best.fidelity or task.estimator.max_epochs))
+        paths = save_trained(model, workdir / "best", best.arch, task.estimator)
+        print(f"best network saved: {paths['state_dict']} (state dict + build settings) and {paths['program']} "
+              "(torch.export program: torch.export.load(path).module(), no nasforge needed)")
     return 0
 
 
@@ -264,16 +296,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="run (or resume) a search study")
     s.add_argument("--benchmark", default=None,
-                   help=f"nb201:<cifar10|cifar100|path.csv> or nbgraph:<dataset> (default {DEFAULT_BENCHMARK})")
-    s.add_argument("--strategy", default=None, help="random, re, ls (default re)")
-    s.add_argument("--budget", type=int, default=100, help="total trials of the study (default 100)")
+                   help="search a table: nb201:<cifar10|cifar100|path.csv> or nbgraph:<dataset>")
+    s.add_argument("--dataset", default=None,
+                   help=f"search by real training on digits, mnist1d, cifar10, a .npz or an image folder "
+                        f"(default when no --benchmark: {DEFAULT_DATASET})")
+    s.add_argument("--space", default=None, help="search space for --dataset (default nb201)")
+    s.add_argument("--strategy", default=None, help="random, re, ls, sh, hyperband, asha, pasha (default re)")
+    s.add_argument("--budget", type=int, default=None,
+                   help="total trials of the study (default 100 on a table, 40 with training)")
+    s.add_argument("--max-cost", type=float, default=None,
+                   help="total cost budget: simulated seconds/epochs on a table, training seconds with --dataset")
     s.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    s.add_argument("--metric", default=None, help="metric to optimise (default: the benchmark's validation metric)")
+    s.add_argument("--metric", default=None, help="metric to optimise (default: the validation metric)")
     s.add_argument("--direction", choices=("max", "min"), default=None)
     s.add_argument("--fidelity", type=float, default=None, help="fidelity to query, e.g. 12 or 200 for NB201")
     s.add_argument("--report", default=None, help="metric to report for the best trial (never used to select)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=20")
-    s.add_argument("--study", default=None, help="study name (default <strategy>-<benchmark>-seed<seed>)")
+    s.add_argument("--study", default=None, help="study name (default <strategy>-<benchmark|dataset>-seed<seed>)")
+    t = s.add_argument_group("training (with --dataset)")
+    t.add_argument("--epochs", type=int, default=None, help="epochs of a full evaluation (default 10)")
+    t.add_argument("--C", type=int, default=None, help="channels of the first stage (default 8)")
+    t.add_argument("--N", type=int, default=None, help="cells per stage (default 1)")
+    t.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--batch-size", dest="batch_size", type=int, default=None)
+    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=None)
+    t.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=None)
+    t.add_argument("--n-train", dest="n_train", type=int, default=None, help="CIFAR-10: training images to use")
+    s.add_argument("--workdir", default="nasforge_runs", help="checkpoints and the best network go to WORKDIR/STUDY")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     common(s)
     s.set_defaults(func=cmd_search)
@@ -314,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: modules under nasforge.cli with an ``add_parser(subparsers)`` function; each parser sets
 #: ``func`` to a callable taking the parsed arguments and returning the exit code
-EXTRA_COMMANDS: list[str] = []
+EXTRA_COMMANDS: list[str] = ["export"]
 
 
 def _bench_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:

@@ -8,13 +8,21 @@ from nasforge.errors import NasforgeError, unknown
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.blackbox import LocalSearch, RandomSearch, RegularizedEvolution
+from nasforge.strategies.multifidelity import ASHA, PASHA, Hyperband, SuccessiveHalving
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "random": RandomSearch,
     "re": RegularizedEvolution,
     "ls": LocalSearch,
+    "sh": SuccessiveHalving,
+    "hyperband": Hyperband,
+    "asha": ASHA,
+    "pasha": PASHA,
 }
-ALIASES = {"rs": "random", "evolution": "re", "rea": "re", "local": "ls", "local_search": "ls"}
+ALIASES = {"rs": "random", "evolution": "re", "rea": "re", "local": "ls", "local_search": "ls",
+           "successive_halving": "sh", "hb": "hyperband"}
+#: strategies that choose fidelities themselves (rung levels) and need a multi-fidelity estimator
+MULTI_FIDELITY = ("sh", "hyperband", "asha", "pasha")
 
 
 def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
@@ -30,5 +38,6 @@ def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
         raise NasforgeError(f"bad settings for strategy {key!r}: {exc}") from None
 
 
-__all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch",
+__all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch", "SuccessiveHalving",
+           "Hyperband", "ASHA", "PASHA", "MULTI_FIDELITY",
            "get_strategy", "STRATEGIES"]

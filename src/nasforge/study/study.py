@@ -73,11 +73,21 @@ class Study:
 
     @property
     def best_trial(self) -> Trial | None:
-        """The complete trial with the best objective value (first one on ties)."""
-        best: Trial | None = None
+        """The complete trial with the best objective value at the largest fidelity evaluated.
+
+        Values measured at different fidelities (e.g. 12- and 200-epoch accuracies) are never
+        compared with each other: the best is chosen among the trials of the highest fidelity
+        present (trials without a fidelity count as the highest). Ties: the earliest trial.
+        """
+        done = [t for t in self._trials
+                if t.state is TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)]
+        if not done:
+            return None
+        top = max(math.inf if t.fidelity is None else t.fidelity for t in done)
         sign = 1.0 if self.maximize else -1.0
-        for t in self._trials:
-            if t.state is TrialState.COMPLETE and t.value is not None and not math.isnan(t.value):
+        best: Trial | None = None
+        for t in done:
+            if (math.inf if t.fidelity is None else t.fidelity) == top:
                 if best is None or sign * t.value > sign * best.value:  # type: ignore[operator]
                     best = t
         return best

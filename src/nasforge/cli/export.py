@@ -1,0 +1,54 @@
+"""``nasforge export STUDY --format onnx|torch``: the best network of a study, ready to deploy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from nasforge.errors import NasforgeError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="export the best trained network of a study (ONNX or PyTorch)")
+    p.add_argument("study")
+    p.add_argument("--format", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--out", default=None, help="output path (default WORKDIR/STUDY/best.onnx or best.pth)")
+    p.add_argument("--storage", default="sqlite:///nasforge.db")
+    p.add_argument("--workdir", default="nasforge_runs")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nasforge.cli.task import build_task
+    from nasforge.estimation.export import example_input, export_onnx, save_trained
+    from nasforge.study import Study, get_storage
+
+    storage = get_storage(args.storage)
+    if args.study not in storage.study_names():
+        raise NasforgeError(f"no study {args.study!r} in {args.storage}; studies: "
+                            f"{', '.join(storage.study_names()) or 'none'}")
+    _, cfg, _ = storage.get_or_create_study(args.study, {})
+    settings = cfg.get("search", {})
+    if settings.get("benchmark") or not settings.get("dataset"):
+        raise NasforgeError(f"study {args.study!r} searched a table ({settings.get('benchmark')}); only studies that "
+                            "trained networks (--dataset) have weights to export")
+    workdir = Path(args.workdir) / args.study
+    task = build_task(settings, args.data_dir, workdir)
+    study = Study(args.study, task.space, cfg["metric"], maximize=cfg["maximize"], storage=storage)
+    best = study.best_trial
+    if best is None:
+        raise NasforgeError(f"study {args.study!r} has no complete trial to export")
+    epochs = int(best.fidelity or task.estimator.max_epochs)
+    print(f"best trial #{best.number}: {best.arch} ({cfg['metric']} = {best.value:.4f}, {epochs} epochs)")
+    model = task.estimator.trained_model(best.arch, epochs)  # from its checkpoint, or retrained identically
+    if args.format == "torch":
+        out = Path(args.out) if args.out else workdir / "best.pth"
+        paths = save_trained(model, out.with_suffix(""), best.arch, task.estimator)
+        print(f"wrote {paths['state_dict']} and {paths['program']}")
+        return 0
+    out = Path(args.out) if args.out else workdir / "best.onnx"
+    diff = export_onnx(model, out, example_input(task.estimator, 16))
+    print(f"wrote {out}; onnxruntime vs PyTorch on 16 validation inputs: max |difference| = {diff:.2e}")
+    return 0
