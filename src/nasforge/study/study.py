@@ -148,6 +148,7 @@ class Study:
 
             bar = tqdm(total=n_trials, initial=min(n_done, n_trials or n_done), desc=self.name, unit="trial",
                        dynamic_ncols=True)
+        last_postfix = 0.0
         number = len(self._trials)
         storage, sid, fmt = self.storage, self._id, self.space.format
         metric = self.metric
@@ -182,9 +183,12 @@ class Study:
                     cb(self, trial)
                 if bar is not None:
                     bar.update(1)
-                    best = self.best_trial
-                    if best is not None:
-                        bar.set_postfix_str(f"best {metric}={best.value:.4g}", refresh=False)
+                    now = time.perf_counter()
+                    if now - last_postfix > 0.5:  # best_trial is O(trials): refresh twice a second
+                        last_postfix = now
+                        best = self.best_trial
+                        if best is not None:
+                            bar.set_postfix_str(f"best {metric}={best.value:.4g}", refresh=False)
         finally:
             if bar is not None:
                 bar.close()
