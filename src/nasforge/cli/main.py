@@ -175,8 +175,7 @@ def _print_result(study: Any, bench: Any, report: str | None, top: int = 5) -> N
                 continue
             value = b.metrics[m]
             _, opt = bench.optimum(col, maximize=study.maximize)
-            pct = bench.percentile(col, value)
-            better = 100.0 - pct if study.maximize else bench.percentile(col, value - 1e-12 * abs(value) - 1e-300)
+            better = bench.fraction_better(col, value, maximize=study.maximize)
             print(f"  {m} = {value:.4f}  (table optimum {opt:.4f}; {better:.2f}% of the {len(bench):,} "
                   "architectures are better)")
 

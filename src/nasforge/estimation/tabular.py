@@ -192,6 +192,13 @@ class TabularBenchmark(Estimator):
         v = v[~np.isnan(v)]
         return float(100.0 * np.count_nonzero(v <= value) / len(v))
 
+    def fraction_better(self, metric: str, value: float, maximize: bool = True, fidelity: float | None = None) -> float:
+        """Percentage of architectures strictly better than ``value`` by ``metric`` (0-100)."""
+        v = self.values(metric, fidelity)
+        v = v[~np.isnan(v)]
+        better = v > value if maximize else v < value
+        return float(100.0 * np.count_nonzero(better) / len(v))
+
     def __len__(self) -> int:
         return len(self.archs)
 

@@ -8,6 +8,7 @@ from nasforge.errors import NasforgeError, unknown
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.blackbox import LocalSearch, RandomSearch, RegularizedEvolution
+from nasforge.strategies.bo import Bananas, GPBayesOpt
 from nasforge.strategies.multifidelity import ASHA, PASHA, Hyperband, SuccessiveHalving
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -18,6 +19,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "hyperband": Hyperband,
     "asha": ASHA,
     "pasha": PASHA,
+    "bo": GPBayesOpt,
+    "bananas": Bananas,
 }
 ALIASES = {"rs": "random", "evolution": "re", "rea": "re", "local": "ls", "local_search": "ls",
            "successive_halving": "sh", "hb": "hyperband"}
@@ -39,5 +42,5 @@ def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
 
 
 __all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch", "SuccessiveHalving",
-           "Hyperband", "ASHA", "PASHA", "MULTI_FIDELITY",
+           "Hyperband", "ASHA", "PASHA", "MULTI_FIDELITY", "GPBayesOpt", "Bananas",
            "get_strategy", "STRATEGIES"]
