@@ -80,8 +80,8 @@ def test_failures_and_minimisation():
 
 
 def test_bad_settings_and_names():
-    with pytest.raises(NasforgeError, match="unknown strategy 'bo'"):
-        get_strategy("bo", SPACE)
+    with pytest.raises(NasforgeError, match="unknown strategy 'darts-xl'"):
+        get_strategy("darts-xl", SPACE)
     with pytest.raises(NasforgeError, match="sample_size <= population_size"):
         get_strategy("re", SPACE, population_size=3, sample_size=5)
     with pytest.raises(NasforgeError, match="bad settings for strategy 'ls'"):
