@@ -57,6 +57,7 @@ def _maximize(bench: Any, metric: str, direction: str | None) -> bool:
 
 # --- search -----------------------------------------------------------------------------------
 SEARCH_KEYS = ("benchmark", "dataset", "space", "strategy", "seed", "metric", "direction", "fidelity", "params",
+               "constraints",
                "epochs", "C", "N", "optimizer", "lr", "batch_size", "weight_decay", "label_smoothing", "n_train")
 
 
@@ -66,6 +67,10 @@ def _settings(args: argparse.Namespace, stored: dict[str, Any], name: str | None
 
     given = {k: getattr(args, k, None) for k in SEARCH_KEYS}
     given["params"] = _parse_params(args.param) if args.param else None
+    if getattr(args, "kernel", None) is not None:  # --kernel K is short for --param kernel=K (strategy bo)
+        if (given["params"] or {}).get("kernel", args.kernel) != args.kernel:
+            raise NasforgeError(f"--kernel {args.kernel} conflicts with --param kernel={given['params']['kernel']}")
+        given["params"] = {**(given["params"] or {}), "kernel": args.kernel}
     if given["benchmark"] is not None and given["dataset"] is not None:
         raise NasforgeError("give either --benchmark (a table) or --dataset (real training), not both")
     settings: dict[str, Any] = {"strategy": "re", "seed": 0, "params": {}}
@@ -122,10 +127,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         name = f"{settings['strategy']}-{str(label).replace(':', '-').replace('/', '_')}-seed{settings['seed']}"
     workdir = Path(args.workdir) / name
     task = build_task(settings, args.data_dir, workdir)
+    from nasforge.estimation.constraints import bind_constraints
+
+    cons = bind_constraints(settings.get("constraints"), task.space, task.table, task.estimator, args.data_dir)
     strategy = get_strategy(settings["strategy"], task.space, seed=settings["seed"], fidelity=settings.get("fidelity"),
-                            **_strategy_settings(settings, task))
+                            feasible=cons, **_strategy_settings(settings, task))
     settings.update(metric=task.metric, direction="max" if task.maximize else "min")
-    study = Study(name, task.space, task.metric, maximize=task.maximize, storage=storage, config={"search": settings})
+    study = Study(name, task.space, task.metric, maximize=task.maximize, storage=storage, config={"search": settings},
+                  constraints=cons)
     done = len(study.finished_trials)
     report = args.report or task.report
     budget = args.budget if args.budget is not None else (100 if task.table is not None else 40)
@@ -226,6 +235,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"trials written to {args.csv}")
     report = args.report or (bench.report_metric if bench is not None else None)
     _print_result(study, bench, report, top=args.top)
+    if study.is_multi_objective:  # nasforge front STUDY --plot draws it
+        from nasforge.cli.hardware import print_front
+
+        print_front(study, bench, report)
     return 0
 
 
@@ -311,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fidelity", type=float, default=None, help="fidelity to query, e.g. 12 or 200 for NB201")
     s.add_argument("--report", default=None, help="metric to report for the best trial (never used to select)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=20")
+    s.add_argument("--constraint", dest="constraints", action="append", default=None, metavar="EXPR",
+                   help="hard constraint, repeatable: 'latency_ms[pixel3] <= 20', 'params <= 0.5e6', 'flops < 100M'")
+    s.add_argument("--kernel", default=None,
+                   help="architecture kernel of --strategy bo: hamming, path, wl, tw, tw2, hot (= --param kernel=...)")
     s.add_argument("--study", default=None, help="study name (default <strategy>-<benchmark|dataset>-seed<seed>)")
     t = s.add_argument_group("training (with --dataset)")
     t.add_argument("--epochs", type=int, default=None, help="epochs of a full evaluation (default 10)")
@@ -363,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: modules under nasforge.cli with an ``add_parser(subparsers)`` function; each parser sets
 #: ``func`` to a callable taking the parsed arguments and returning the exit code
-EXTRA_COMMANDS: list[str] = ["export"]
+EXTRA_COMMANDS: list[str] = ["export", "proxies", "hardware"]
 
 
 def _bench_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:

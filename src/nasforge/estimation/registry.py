@@ -20,11 +20,16 @@ def load_benchmark(spec: str, data_dir: str | os.PathLike[str] | None = None) ->
     if family == "nb201":
         from nasforge.estimation.nb201_table import load_nb201
 
+        name, plus, parts = (name or "cifar10").partition("+")  # nb201:cifar10+hw: with device metrics
         bench = load_nb201(name or "cifar10", data_dir=data_dir)
         # the NB201 protocol: select by validation accuracy; report the test accuracy of the
         # 50k-image training run where the table has it (CIFAR-10), else the test accuracy
         bench.default_metric = "valid_acc"
         bench.report_metric = "test_acc_full" if "test_acc_200_full" in bench.columns else "test_acc"
+        if plus:
+            from nasforge.estimation.hardware import HARDWARE_PARTS, with_hardware
+
+            bench = with_hardware(bench, HARDWARE_PARTS if parts == "hw" else parts.split("+"), data_dir=data_dir)
         return bench
     if family == "nbgraph":
         from nasforge.estimation.nbgraph_table import load_nbgraph
@@ -35,5 +40,6 @@ def load_benchmark(spec: str, data_dir: str | os.PathLike[str] | None = None) ->
         return bench
     raise NasforgeError(
         f"unknown benchmark {spec!r}; use one of {', '.join(f + ':<dataset>' for f in FAMILIES)} "
-        "(nb201 also takes a CSV path: nb201:/path/table.csv)"
+        "(nb201 also takes a CSV path: nb201:/path/table.csv, and device metrics: nb201:cifar10+hw, "
+        "or any of +latency, +pi5, +cost)"
     )

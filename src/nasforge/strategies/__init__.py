@@ -10,6 +10,8 @@ from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.blackbox import LocalSearch, RandomSearch, RegularizedEvolution
 from nasforge.strategies.bo import Bananas, GPBayesOpt
 from nasforge.strategies.multifidelity import ASHA, PASHA, Hyperband, SuccessiveHalving
+from nasforge.strategies.multiobjective import (ChebyshevScalarization, MORandomSearch, MORegularizedEvolution,
+                                                MultiObjectiveStrategy, NSGA2)
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "random": RandomSearch,
@@ -21,9 +23,17 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "pasha": PASHA,
     "bo": GPBayesOpt,
     "bananas": Bananas,
+    "nsga2": NSGA2,
+    "mo-re": MORegularizedEvolution,
+    "chebyshev": ChebyshevScalarization,
+    "mo-random": MORandomSearch,
 }
 ALIASES = {"rs": "random", "evolution": "re", "rea": "re", "local": "ls", "local_search": "ls",
-           "successive_halving": "sh", "hb": "hyperband"}
+           "successive_halving": "sh", "hb": "hyperband",
+           "nsga-ii": "nsga2", "nsgaii": "nsga2", "more": "mo-re", "mo_re": "mo-re",
+           "mo_random": "mo-random"}
+#: strategies that optimise several objectives (metric = a list of names)
+MULTI_OBJECTIVE = ("nsga2", "mo-re", "chebyshev", "mo-random")
 #: strategies that choose fidelities themselves (rung levels) and need a multi-fidelity estimator
 MULTI_FIDELITY = ("sh", "hyperband", "asha", "pasha")
 
@@ -43,4 +53,5 @@ def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
 
 __all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch", "SuccessiveHalving",
            "Hyperband", "ASHA", "PASHA", "MULTI_FIDELITY", "GPBayesOpt", "Bananas",
-           "get_strategy", "STRATEGIES"]
+           "NSGA2", "MORegularizedEvolution", "ChebyshevScalarization", "MORandomSearch",
+           "MultiObjectiveStrategy", "MULTI_OBJECTIVE", "get_strategy", "STRATEGIES"]

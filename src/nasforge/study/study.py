@@ -25,6 +25,13 @@ class Study:
     strategy, so the search continues exactly as if it had never stopped, and the budget counts
     the trials already done. Trials left running by a killed process are marked ``interrupted``
     and evaluated again.
+
+    Several objectives: ``metric=["valid_acc", "latency_ms[pixel3]"], maximize=[True, False]``;
+    the study then keeps the Pareto front (:attr:`pareto_front`), ``metric``/``maximize`` name the
+    first objective, and a scalar strategy run on it optimises that one. ``constraints`` (a bound
+    :class:`~nasforge.estimation.constraints.ConstraintSet`) become the strategy's ``feasible``
+    predicate when it has none, and mark each result feasible or not: an infeasible trial is
+    never the best trial nor on the front.
     """
 
     _FIXED = ("number", "arch", "fidelity", "state", "value", "cost", "started", "duration", "error")
@@ -33,22 +40,32 @@ class Study:
         self,
         name: str,
         space: SearchSpace,
-        metric: str,
-        maximize: bool = True,
+        metric: str | Sequence[str],
+        maximize: bool | Sequence[bool] = True,
         storage: str | Storage | None = None,
         config: dict[str, Any] | None = None,
+        constraints: Any = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise NasforgeError(f"a study needs a non-empty name, got {name!r}")
         self.name = name
         self.space = space
-        self.metric = metric
-        self.maximize = maximize
+        #: every objective and its direction; ``metric``/``maximize`` are the first (primary) one
+        self.metrics, self.directions = _objectives(metric, maximize)
+        self.metric = self.metrics[0]
+        self.maximize = self.directions[0]
+        #: hard constraints (a bound ``ConstraintSet``): set as the strategy's ``feasible`` predicate
+        #: and checked on every result; infeasible trials are never the best nor on the front
+        self.constraints = constraints if constraints else None
         self.storage = get_storage(storage)
-        cfg = {"space": space.name, "metric": metric, "maximize": maximize, **(config or {})}
+        multi = len(self.metrics) > 1
+        cfg = {"space": space.name, "metric": list(self.metrics) if multi else self.metric,
+               "maximize": list(self.directions) if multi else self.maximize, **(config or {})}
+        if self.constraints is not None:
+            cfg["constraints"] = self.constraints.strings()
         self._id, self.config, self.created = self.storage.get_or_create_study(name, cfg)
         if not self.created:
-            for key in ("space", "metric", "maximize"):
+            for key in ("space", "metric", "maximize") + (("constraints",) if self.constraints is not None else ()):
                 if key in self.config and self.config[key] != cfg[key]:
                     raise NasforgeError(
                         f"study {name!r} exists with {key}={self.config[key]!r}, not {cfg[key]!r}; "
@@ -78,9 +95,12 @@ class Study:
         Values measured at different fidelities (e.g. 12- and 200-epoch accuracies) are never
         compared with each other: the best is chosen among the trials of the highest fidelity
         present (trials without a fidelity count as the highest). Ties: the earliest trial.
+        Trials marked infeasible (hard constraints) are never the best. In a multi-objective
+        study this is the best by the first objective; see :attr:`pareto_front`.
         """
         done = [t for t in self._trials
-                if t.state is TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)]
+                if t.state is TrialState.COMPLETE and t.value is not None and not math.isnan(t.value)
+                and t.info.get("feasible", True)]
         if not done:
             return None
         top = max(math.inf if t.fidelity is None else t.fidelity for t in done)
@@ -91,6 +111,28 @@ class Study:
                 if best is None or sign * t.value > sign * best.value:  # type: ignore[operator]
                     best = t
         return best
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
+    def pareto_front(self) -> list[Trial]:
+        """The non-dominated complete, feasible trials over every objective, at the largest
+        fidelity evaluated (as :attr:`best_trial`), ordered by the first objective (best first)."""
+        from nasforge.analysis.pareto import pareto_mask
+
+        done = [t for t in self._trials if t.state is TrialState.COMPLETE and t.info.get("feasible", True)
+                and all(m in t.metrics and not math.isnan(float(t.metrics[m])) for m in self.metrics)]
+        if not done:
+            return []
+        top = max(math.inf if t.fidelity is None else t.fidelity for t in done)
+        done = [t for t in done if (math.inf if t.fidelity is None else t.fidelity) == top]
+        Y = [[float(t.metrics[m]) for m in self.metrics] for t in done]
+        mask = pareto_mask(Y, self.directions)
+        sign = -1.0 if self.maximize else 1.0
+        return sorted((t for t, keep in zip(done, mask) if keep),
+                      key=lambda t: (sign * float(t.metrics[self.metric]), t.number))
 
     def trials_dataframe(self) -> Any:
         """The trials as a pandas DataFrame: one row per trial, metrics as columns."""
@@ -131,10 +173,18 @@ class Study:
             raise NasforgeError(f"n_trials must be >= 0, got {n_trials}")
         if strategy.space is not self.space and strategy.space.name != self.space.name:
             raise NasforgeError(f"strategy searches space {strategy.space.name!r}, study is on {self.space.name!r}")
-        if strategy.metric is None:
-            strategy.metric = self.metric
+        multi = getattr(strategy, "multi_objective", False)
+        if multi and not self.is_multi_objective:
+            raise NasforgeError(f"strategy {strategy.name!r} is multi-objective; create the study with several "
+                                "metrics, e.g. metric=['valid_acc', 'latency_ms[pixel3]'], maximize=[True, False]")
+        if strategy.metric is None:  # a scalar strategy in a multi-objective study optimises the first objective
+            strategy.metric = list(self.metrics) if multi else self.metric
         if strategy.maximize is None:
-            strategy.maximize = self.maximize
+            strategy.maximize = list(self.directions) if multi else self.maximize
+        if self.constraints is not None:
+            for s in (strategy, getattr(strategy, "base", None)):  # schedulers sample through a base strategy
+                if s is not None and getattr(s, "feasible", None) is None:
+                    s.feasible = self.constraints
         self._check_strategy(strategy)
         self._replay(strategy)
 
@@ -152,6 +202,7 @@ class Study:
         number = len(self._trials)
         storage, sid, fmt = self.storage, self._id, self.space.format
         metric = self.metric
+        extra = self.metrics[1:]
         try:
             while (n_trials is None or n_done < n_trials) and (max_cost is None or spent < max_cost) and (
                 timeout is None or time.perf_counter() - start < timeout
@@ -174,7 +225,8 @@ class Study:
                     storage.finish_trial(sid, trial)
                     raise
                 else:
-                    self._complete(trial, m, metric, time.perf_counter() - t0)
+                    self._complete(trial, m, metric, time.perf_counter() - t0, extra)
+                    self._check_feasible(trial, sug.arch)
                     strategy.tell(sug, m if trial.state is TrialState.COMPLETE else None)
                 storage.finish_trial(sid, trial)
                 n_done += 1
@@ -194,8 +246,13 @@ class Study:
                 bar.close()
         return self
 
+    def _check_feasible(self, trial: Trial, arch: Any) -> None:
+        if self.constraints is not None and trial.state is TrialState.COMPLETE:
+            ok = self.constraints.feasible(arch, trial.metrics)
+            trial.info["feasible"] = bool(ok)
+
     @staticmethod
-    def _complete(trial: Trial, m: Measurement, metric: str, seconds: float) -> None:
+    def _complete(trial: Trial, m: Measurement, metric: str, seconds: float, extra: Sequence[str] = ()) -> None:
         trial.metrics = m.metrics
         trial.cost = m.cost
         trial.duration = seconds
@@ -211,6 +268,10 @@ class Study:
             trial.state, trial.value, trial.error = TrialState.FAILED, value, f"{metric} is NaN"
         else:
             trial.state, trial.value = TrialState.COMPLETE, float(value)
+            missing = [k for k in extra if k not in m.metrics]
+            if missing:  # every objective of a multi-objective study must be measured
+                trial.state = TrialState.FAILED
+                trial.error = f"measurement has no metric {missing[0]!r}; it has: {', '.join(m.metrics)}"
 
     @staticmethod
     def _fail(trial: Trial, exc: BaseException, seconds: float) -> None:
@@ -264,7 +325,24 @@ class Study:
         if best is not None:
             lines.append(f"best trial #{best.number}: {best.arch}")
             lines.append(f"  {self.metric} = {best.value:.4f}")
+            if self.is_multi_objective:
+                lines.append(f"  Pareto front over {', '.join(self.metrics)}: {len(self.pareto_front)} trial(s)")
             for r in report:
                 if r in best.metrics and r != self.metric:
                     lines.append(f"  {r} = {best.metrics[r]:.4f}")
         return "\n".join(lines)
+
+
+def _objectives(metric: str | Sequence[str], maximize: bool | Sequence[bool]) -> tuple[list[str], list[bool]]:
+    """(metric names, directions) from a single metric or a list, with one direction each."""
+    if isinstance(metric, str):
+        if not isinstance(maximize, (bool, int)):
+            raise NasforgeError(f"one metric ({metric!r}) needs one direction (a bool), got {maximize!r}")
+        return [metric], [bool(maximize)]
+    metrics = [str(m) for m in metric]
+    if not metrics or len(set(metrics)) != len(metrics):
+        raise NasforgeError(f"a study needs one or more distinct metric names, got {list(metric)!r}")
+    dirs = [bool(maximize)] * len(metrics) if isinstance(maximize, (bool, int)) else [bool(d) for d in maximize]
+    if len(dirs) != len(metrics):
+        raise NasforgeError(f"{len(metrics)} metrics ({', '.join(metrics)}) but {len(dirs)} directions ({dirs})")
+    return metrics, dirs
