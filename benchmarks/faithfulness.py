@@ -4,7 +4,7 @@ Trains a few NB201 cells of very different published quality on the shared real 
 (25k training images; 10% held out for validation; the 10k test set) for a short fixed budget
 with crop+flip augmentation, and prints their accuracies beside NB201's 200-epoch ones.
 
-    python benchmarks/faithfulness.py --C 16 --N 1 --epochs 3 --seeds 2
+    python benchmarks/faithfulness.py --C 8 --N 1 --epochs 2 --seeds 2 --threads 1
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", default="benchmarks/out")
+    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for seed in range(args.seeds):
         est = TrainingEstimator(table.space, data, max_epochs=args.epochs, net={"C": args.C, "N": args.N},
-                                seed=seed, batch_size=128, lr=0.1)
+                                seed=seed, batch_size=128, lr=0.1, threads=args.threads)
         for label, text in CELLS.items():
             m = est.estimate(text)
             results.setdefault(label, []).append(m.metrics)

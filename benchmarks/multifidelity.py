@@ -12,7 +12,7 @@ random search at equal simulated cost, a 12-epoch query charged 12/200 of a full
 incumbent is chosen among 200-epoch results only (valid_acc_200) and reported by
 test_acc_200_full.
 
-    python benchmarks/multifidelity.py --seeds 10 --epoch-budget 150 --table-seeds 100
+    python benchmarks/multifidelity.py --seeds 10 --epoch-budget 150 --table-seeds 100 --threads 1
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nasforge.data import load_dataset
 from nasforge.estimation import load_benchmark
@@ -55,7 +56,8 @@ def part_a(seeds: int, budget: int, out: Path) -> dict:
         for label, (name, kw) in METHODS_A.items():
             if (label, seed) in done:
                 continue
-            est = TrainingEstimator(space, data, max_epochs=9, net={"C": 4, "N": 1}, seed=seed, cost_unit="epochs")
+            est = TrainingEstimator(space, data, max_epochs=9, net={"C": 4, "N": 1}, seed=seed, cost_unit="epochs",
+                                    threads=torch.get_num_threads())
             strat = get_strategy(name, space, seed=seed, **kw)
             st = Study(f"{label}-{seed}", space, "valid_acc")
             t0 = time.perf_counter()
@@ -114,7 +116,10 @@ def main() -> None:
     p.add_argument("--table-seeds", type=int, default=100)
     p.add_argument("--out", default="benchmarks/out")
     p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: tiny networks gain nothing from more, and it avoids oversubscription)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

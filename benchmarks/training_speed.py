@@ -3,10 +3,11 @@
 Same network (NB201 cell, built by the same space with the same seed), same data (CIFAR-10
 from the reference folder, or digits with --dataset digits), same batch size, optimiser and
 threads; no augmentation in either (the estimator's crop+flip is measured separately). Each
-side trains the same number of epochs; the two are interleaved and repeated, and the median
-images/second is reported.
+side trains the same number of epochs; the two are interleaved and repeated. On a shared machine
+the best (highest) images/second of each side is the robust statistic (interference only ever
+slows a run down), so the ratio of the best runs is reported, with the medians beside it.
 
-    python benchmarks/training_speed.py --dataset cifar10 --n-train 5000 --C 16 --N 2 --epochs 1 --repeats 3
+    python benchmarks/training_speed.py --dataset cifar10 --n-train 5000 --C 16 --N 2 --epochs 1 --repeats 7
 """
 
 from __future__ import annotations
@@ -78,14 +79,15 @@ def main() -> None:
             est = TrainingEstimator(space, data, max_epochs=args.epochs, net={"C": args.C, "N": args.N},
                                     batch_size=args.batch_size, augment="crop_flip", seed=r, threads=args.threads)
             ours_aug.append(n * args.epochs / est.estimate(arch).metrics["train_seconds"])
-    a, b = statistics.median(ours), statistics.median(theirs)
+    a, b = max(ours), max(theirs)
+    am, bm = statistics.median(ours), statistics.median(theirs)
     print(f"{args.dataset} ({n} training images), NB201 C={args.C} N={args.N}, batch {args.batch_size}, "
           f"{args.threads} threads, {args.epochs} epoch(s), {args.repeats} repeats")
-    print(f"  nasforge TrainingEstimator: {a:.1f} images/s (runs: {', '.join(f'{v:.1f}' for v in ours)})")
-    print(f"  minimal hand-written loop:  {b:.1f} images/s (runs: {', '.join(f'{v:.1f}' for v in theirs)})")
-    print(f"  ratio: {a / b:.3f}")
+    print(f"  nasforge TrainingEstimator: best {a:.1f} images/s (runs: {', '.join(f'{v:.1f}' for v in ours)})")
+    print(f"  minimal hand-written loop:  best {b:.1f} images/s (runs: {', '.join(f'{v:.1f}' for v in theirs)})")
+    print(f"  ratio of best runs: {a / b:.3f} (ratio of medians: {am / bm:.3f})")
     if ours_aug:
-        print(f"  with crop+flip augmentation: {statistics.median(ours_aug):.1f} images/s")
+        print(f"  with crop+flip augmentation: best {max(ours_aug):.1f} images/s")
 
 
 if __name__ == "__main__":
