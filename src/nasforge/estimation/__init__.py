@@ -13,6 +13,10 @@ _LAZY = ("load_nbgraph", "NBGRAPH_DATASETS")
 
 
 def __getattr__(name: str) -> object:
+    if name == "ProxyEstimator":  # zero-cost proxies need torch: imported on first use only
+        from nasforge.estimation.proxies import ProxyEstimator
+
+        return ProxyEstimator
     if name in _LAZY:
         from nasforge.estimation import nbgraph_table
 

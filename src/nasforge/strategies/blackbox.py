@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from nasforge.errors import NasforgeError
@@ -30,11 +31,18 @@ class RegularizedEvolution(Strategy):
     The first ``population_size`` suggestions are random. Afterwards each suggestion mutates the
     best of ``sample_size`` members drawn uniformly (without replacement) from the population;
     when its result arrives the child joins the population and the oldest member leaves.
+
+    ``initial`` (optional) lists architectures (objects or strings) to evaluate first, in order,
+    as the start of the initial population; random ones fill it up to ``population_size``. This
+    is how a warm start enters, e.g. NASWOT's AREA: the top of N proxy-ranked samples (the
+    ranking happens outside the strategy; see ``nasforge.estimation.proxies.proxy_warm_start``).
+    The list is part of the configuration (stored as strings), so a study resumes with it.
     """
 
     name = "re"
 
-    def __init__(self, space: SearchSpace, population_size: int = 20, sample_size: int = 10, **kwargs: Any) -> None:
+    def __init__(self, space: SearchSpace, population_size: int = 20, sample_size: int = 10,
+                 initial: Sequence[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         if population_size < 1 or not 1 <= sample_size <= population_size:
             raise NasforgeError(
@@ -45,12 +53,27 @@ class RegularizedEvolution(Strategy):
         self.sample_size = sample_size
         self.population: deque[tuple[Any, float]] = deque()
         self._n_asked = 0
+        if initial is not None and (isinstance(initial, str) or not isinstance(initial, Sequence)):
+            raise NasforgeError(f"initial must be a list of architectures, got {type(initial).__name__}")
+        #: the warm-start architectures as strings (duplicates dropped), or None
+        self.initial: list[str] | None = (
+            None if initial is None else list(dict.fromkeys(space.format(space.coerce(a)) for a in initial))
+        )
+        self._initial = [space.coerce(t) for t in self.initial or ()]
 
     def _params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "sample_size": self.sample_size}
+        params: dict[str, Any] = {"population_size": self.population_size, "sample_size": self.sample_size}
+        if self.initial is not None:
+            params["initial"] = list(self.initial)
+        return params
 
     def ask(self) -> Suggestion:
         self._n_asked += 1
+        if self._n_asked <= len(self._initial):
+            arch = self._initial[self._n_asked - 1]
+            if self.is_new(arch):
+                return self._claim(arch, phase="initial")
+            return self._claim(self._unique(lambda: self.space.sample(self.rng)))  # seen or infeasible
         if len(self.population) < self.population_size and self._n_asked <= self.population_size:
             return self._claim(self._unique(lambda: self.space.sample(self.rng)))
         if not self.population:  # every initial evaluation failed: keep sampling

@@ -1,0 +1,371 @@
+"""Zero-cost proxies on NAS-Bench-201 (C=16, N=5, the benchmark's own network) with real CIFAR-10.
+
+Phases (each resumable; scores are appended to CSV files under --out as they are computed):
+
+    # 1. the cheap proxies (one shared forward/backward + synflow + static) on 1,000 random cells
+    nice -n 10 python benchmarks/proxies_nb201.py score --proxies cheap --n 1000
+    # 2. the multi-pass proxies on the first 200 cells of the same fixed sample
+    nice -n 10 python benchmarks/proxies_nb201.py score --proxies zen,grasp --n 200
+    # 3. NASWOT alone (no_grad forward, channels-last) on more cells, for NASWOT's own protocol
+    nice -n 10 python benchmarks/proxies_nb201.py score --proxies naswot --n 3000 --channels-last
+    # 3b. zen with NAS-Bench-Suite-Zero's BN term (running variance), to explain the difference
+    nice -n 10 python benchmarks/proxies_nb201.py score --proxies zen --zen-bn running --n 200
+    # 4. seconds per architecture of every proxy alone
+    nice -n 10 python benchmarks/proxies_nb201.py timing --n 10
+    # 5. correlations, ensembles, NASWOT protocol, AREA vs RE: tables to stdout and --out/report.json
+    python benchmarks/proxies_nb201.py report
+
+The sample is a prefix of one seeded permutation of the 15,625 cells (--sample-seed), so the
+200-cell subset is the first 200 cells of the 1,000. The batch is 128 CIFAR-10 training images
+drawn with --seed; each network's weights come from a seed derived from --seed and its string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path("benchmarks/out")
+
+
+def _results_path(out: Path, proxies: list[str], channels_last: bool, zen_bn: str = "batch") -> Path:
+    from nasforge.estimation.proxies.base import SELECTIONS
+
+    if proxies == list(SELECTIONS["cheap"]):
+        tag = "cheap"
+    else:
+        tag = "-".join(proxies)
+    suffix = ("_cl" if channels_last else "") + ("_zenrunning" if zen_bn == "running" else "")
+    return out / f"proxies_nb201_c10_{tag}{suffix}.csv"
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import torch
+
+    from nasforge.estimation.proxies import PROXIES, ProxyEstimator, ProxyResults, resolve_proxies, sample_archs, score_archs
+    from nasforge.estimation.proxies.base import GROUPS
+    from nasforge.spaces import NB201Space
+
+    torch.set_num_threads(args.threads)
+    proxies = resolve_proxies(args.proxies)
+    space = NB201Space()
+    est = ProxyEstimator(space, "cifar10", proxies, batch_size=args.batch_size, seed=args.seed,
+                         net={"C": 16, "N": 5}, channels_last=args.channels_last, data_dir=args.data_dir,
+                         zen_bn=args.zen_bn)
+    groups = ["build"] + [g for g in GROUPS if any(PROXIES[p].group == g for p in proxies)]
+    if "naswot" in proxies and "gradient" in groups and "forward" in groups:
+        groups.remove("forward")
+    path = Path(args.file) if args.file else _results_path(Path(args.out), proxies, args.channels_last, args.zen_bn)
+    settings = {**est.settings(), "sample_seed": args.sample_seed}
+    results = ProxyResults(path, proxies, settings, groups=groups)
+    archs = sample_archs(space, args.n, seed=args.sample_seed)[args.start:]
+    print(f"{path}: {len(results)} of {len(archs)} cells already scored; proxies {','.join(proxies)}; "
+          f"threads {torch.get_num_threads()}")
+    t0 = time.perf_counter()
+    n = score_archs(est, archs, results, progress=not args.quiet)
+    print(f"{n} new cells in {time.perf_counter() - t0:.0f} s")
+
+
+# --- timing -----------------------------------------------------------------------------------------
+def cmd_timing(args: argparse.Namespace) -> None:
+    """Seconds per architecture of every proxy computed alone (plus the shared cheap pass)."""
+    import torch
+
+    from nasforge.estimation.proxies import PROXIES, ProxyEstimator, sample_archs
+    from nasforge.spaces import NB201Space
+
+    torch.set_num_threads(args.threads)
+    space = NB201Space()
+    archs = sample_archs(space, args.n, seed=args.sample_seed)
+    out = Path(args.out)
+    path = out / "proxies_nb201_timing.json"
+    rows = json.loads(path.read_text()) if path.exists() else {}
+    est = ProxyEstimator(space, "cifar10", "naswot", batch_size=args.batch_size, seed=args.seed,
+                         net={"C": 16, "N": 5}, data_dir=args.data_dir)
+    est.estimate(archs[0])  # warm-up: first-call allocations
+    setups = [(p, p, False) for p in PROXIES] + [("cheap (shared passes)", "cheap", False),
+                                                 ("naswot (channels-last)", "naswot", True)]
+    for label, proxies, cl in setups:
+        if label in rows and len(rows[label]["seconds"]) >= len(archs):
+            continue
+        e = ProxyEstimator(space, est.dataset, proxies, batch_size=args.batch_size, seed=args.seed,
+                           net={"C": 16, "N": 5}, channels_last=cl)
+        secs = []
+        for a in archs:
+            secs.append(e.estimate(a).cost)
+        rows[label] = {"seconds": secs, "threads": torch.get_num_threads(), "load": os.getloadavg()[0]}
+        path.write_text(json.dumps(rows, indent=1))
+        print(f"{label:26s} {np.mean(secs):7.3f} s/arch (sd {np.std(secs, ddof=1):.3f}, {len(secs)} cells, "
+              f"load {os.getloadavg()[0]:.1f})")
+
+
+# --- report -----------------------------------------------------------------------------------------
+#: NAS-Bench-Suite-Zero (Krishnakumar et al., 2022): Spearman rho with validation accuracy on 1,000 random
+#: NB201 cells, (CIFAR-10, CIFAR-100)
+PUBLISHED = {"naswot": (0.77, 0.80), "jacov": (0.75, 0.71), "synflow": (0.73, 0.76), "params": (0.72, 0.73),
+             "epe_nas": (0.70, 0.60), "flops": (0.69, 0.71), "l2_norm": (0.68, 0.72), "snip": (0.58, 0.63),
+             "grad_norm": (0.58, 0.63), "grasp": (0.51, 0.54), "fisher": (0.50, 0.54), "zen": (0.35, 0.35),
+             "plain": (-0.26, -0.21)}
+#: NASWOT (Mellor et al., ICML 2021): CIFAR-10 test accuracy of the best-scored of N random cells
+NASWOT_PUBLISHED = {100: (92.81, 0.99), 1000: (92.96, 0.81)}
+#: the a-priori ensemble: the three best proxies of the published table (chosen without our labels)
+ENSEMBLE = ("naswot", "synflow", "jacov")
+
+
+def _md(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _search_curves(bench, space, seeds, budget, initial_for):
+    from nasforge.analysis.anytime import incumbent_curve
+    from nasforge.strategies import RegularizedEvolution
+    from nasforge.study import Study
+
+    curves, seconds = [], []
+    for seed in seeds:
+        init, secs = initial_for(seed)
+        seconds.append(secs)
+        strategy = RegularizedEvolution(space, seed=int(seed), initial=init)
+        study = Study(f"s{seed}", space, "valid_acc")
+        study.optimize(strategy, bench, n_trials=budget)
+        trials = study.finished_trials
+        curves.append(incumbent_curve([t.metrics["valid_acc"] for t in trials],
+                                      [t.metrics["test_acc_full"] for t in trials]))
+    return curves, float(np.mean(seconds))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from nasforge.analysis.anytime import anytime_table
+    from nasforge.analysis.correlation import bootstrap, kendall_tau, plot_score_vs_metric, spearman, top_k_precision
+    from nasforge.estimation import load_benchmark
+    from nasforge.estimation.proxies import PROXIES, ProxyTable, RankEnsemble, proxy_warm_start, read_results
+
+    out = Path(args.out)
+    bench = load_benchmark("nb201:cifar10", data_dir=args.data_dir)
+    space = bench.space
+    cheap = read_results(out / "proxies_nb201_c10_cheap.csv")
+    files = {"cheap": cheap}
+    exp_path = out / "proxies_nb201_c10_zen-grasp.csv"
+    if exp_path.exists():
+        files["zen-grasp"] = read_results(exp_path)
+    zr_path = out / "proxies_nb201_c10_zen_zenrunning.csv"
+    if zr_path.exists():
+        files["zen-running"] = read_results(zr_path).rename(columns={"zen": "zen (running-variance BN term)"})
+    nw_path = out / "proxies_nb201_c10_naswot_cl.csv"
+    nw = read_results(nw_path) if nw_path.exists() else None
+
+    def acc(index, metric):
+        return np.array([bench.query(a, metric) for a in index])
+
+    report: dict = {"settings": cheap.attrs.get("settings"), "correlations": {}, "ensembles": {}}
+    lines = [f"# Zero-cost proxies on NB201 / CIFAR-10 (generated by benchmarks/proxies_nb201.py report)", ""]
+
+    # 1. rank correlations per proxy ------------------------------------------------------------------
+    rows = []
+    plots = out / "proxy_scatter"
+    plots.mkdir(exist_ok=True)
+    for label, df in files.items():
+        yv, yt = acc(df.index, "valid_acc"), acc(df.index, "test_acc")
+        for p in [c for c in df.columns if c in PROXIES or c.startswith("zen (")]:
+            x = df[p].to_numpy(float)
+            bv = bootstrap(spearman, x, yv, n_boot=args.boot, seed=0)
+            bt = bootstrap(spearman, x, yt, n_boot=args.boot, seed=0)
+            tau = kendall_tau(x, yv)
+            top = top_k_precision(x, yv, 0.1)
+            pub = PUBLISHED.get(p.split(" ")[0], (float("nan"),) * 2)[0]
+            report["correlations"][p] = {"n": len(df), "file": label, "valid": bv, "test": bt, "kendall_valid": tau,
+                                         "top10_valid": top, "published_valid": pub}
+            plot_score_vs_metric(x, yv, str(plots / f"{p.split(' ')[0]}{'_running' if ' ' in p else ''}.png"), xlabel=f"{p} score", ylabel="valid_acc_200 (%)",
+                                 title=f"NB201 C10, {len(df)} cells")
+            rows.append([p, str(len(df)), f"{bv['value']:.3f} ± {bv['se']:.3f} [{bv['low']:.2f}, {bv['high']:.2f}]",
+                         f"{pub:.2f}" if pub == pub else "–", f"{bv['value'] - pub:+.3f}" if pub == pub else "–",
+                         f"{bt['value']:.3f} ± {bt['se']:.3f}", f"{tau:.3f}", f"{top:.2f}"])
+    rows.sort(key=lambda r: -float(r[2].split()[0]))
+    lines += ["## Spearman rho per proxy (bootstrap se and 95% interval over architectures)", "",
+              _md(["proxy", "cells", "rho vs valid_acc_200", "published (Suite-Zero, C10)", "ours - published",
+                   "rho vs test_acc_200", "Kendall tau (valid)", "top-10% precision (valid)"], rows), ""]
+
+    # 2. ensembles ------------------------------------------------------------------------------------------
+    yv, yt = acc(cheap.index, "valid_acc"), acc(cheap.index, "test_acc")
+    cheap_members = [c for c in cheap.columns if c in PROXIES]
+    ens_rows = []
+    for name, members in (("mean rank: naswot+synflow+jacov (a priori)", list(ENSEMBLE)),
+                          ("mean rank: naswot+synflow", ["naswot", "synflow"]),
+                          ("mean rank: all cheap proxies", cheap_members)):
+        score = RankEnsemble(members).score(cheap)
+        bv = bootstrap(spearman, score, yv, n_boot=args.boot, seed=0)
+        bt = bootstrap(spearman, score, yt, n_boot=args.boot, seed=0)
+        report["ensembles"][name] = {"valid": bv, "test": bt, "members": members}
+        ens_rows.append([name, str(len(cheap)), f"{bv['value']:.3f} ± {bv['se']:.3f} [{bv['low']:.2f}, {bv['high']:.2f}]",
+                         f"{bt['value']:.3f} ± {bt['se']:.3f}", f"{kendall_tau(score, yv):.3f}",
+                         f"{top_k_precision(score, yv, 0.1):.2f}"])
+    # learned weights: fit on 100 labelled cells, evaluate on the other cells, 20 random splits
+    rng = np.random.default_rng(0)
+    rv, rt, weights = [], [], []
+    for _ in range(20 if len(cheap) > 200 else 0):
+        perm = rng.permutation(len(cheap))
+        fit_i, ev_i = perm[:100], perm[100:]
+        ens = RankEnsemble(cheap_members).fit(cheap.iloc[fit_i], yv[fit_i])
+        score = ens.score(cheap.iloc[ev_i])
+        rv.append(spearman(score, yv[ev_i]))
+        rt.append(spearman(score, yt[ev_i]))
+        weights.append([ens.weights[m] for m in cheap_members])
+    mean_w: dict = {}
+    if rv:
+        mean_w = dict(zip(cheap_members, np.mean(weights, axis=0).round(3).tolist()))
+        name = (f"learned weights over all cheap proxies (fit on 100 labelled cells, scored on the other "
+                f"{len(cheap) - 100}; 20 splits)")
+        report["ensembles"][name] = {"valid_mean": float(np.mean(rv)), "valid_sd": float(np.std(rv, ddof=1)),
+                                     "test_mean": float(np.mean(rt)), "mean_weights": mean_w}
+        ens_rows.append([name, f"{len(cheap) - 100}", f"{np.mean(rv):.3f} (sd {np.std(rv, ddof=1):.3f} over splits)",
+                         f"{np.mean(rt):.3f}", "–", "–"])
+    lines += ["## Rank ensembles", "", _md(["ensemble", "cells", "rho vs valid_acc_200", "rho vs test_acc_200",
+                                            "Kendall tau (valid)", "top-10% (valid)"], ens_rows), ""]
+    if mean_w:
+        lines += ["Mean learned weights: " + ", ".join(f"{k} {v}" for k, v in mean_w.items() if v > 0.005), ""]
+
+    # 3. NASWOT's protocol --------------------------------------------------------------------------------
+    pool = cheap["naswot"].copy()
+    if nw is not None:
+        common = pool.index.intersection(nw.index)
+        if len(common):
+            a, b = pool.loc[common].to_numpy(), nw.loc[common, "naswot"].to_numpy()
+            fin = np.isfinite(a) & np.isfinite(b)
+            report["naswot_layout_agreement"] = {"cells": int(len(common)), "spearman": spearman(a, b),
+                                                 "max_abs_diff": float(np.max(np.abs(a[fin] - b[fin])))}
+        pool = pool.combine_first(nw["naswot"])
+    scores = pool.to_numpy(float)
+    test_full = acc(pool.index, "test_acc_full")
+    valid = acc(pool.index, "valid_acc")
+    rng = np.random.default_rng(0)
+    proto_rows = []
+    report["naswot_protocol"] = {"pool": int(len(pool))}
+    for n in (10, 100, 1000):
+        if n > len(pool):
+            continue
+        picked, rand, oracle = [], [], []
+        for _ in range(args.repeats):
+            idx = rng.choice(len(pool), n, replace=False)
+            picked.append(test_full[idx[np.argmax(scores[idx])]])
+            rand.append(test_full[idx[0]])
+            oracle.append(test_full[idx[np.argmax(valid[idx])]])
+        pub = NASWOT_PUBLISHED.get(n)
+        report["naswot_protocol"][n] = {"naswot": [float(np.mean(picked)), float(np.std(picked))],
+                                        "random": [float(np.mean(rand)), float(np.std(rand))],
+                                        "best_valid": [float(np.mean(oracle)), float(np.std(oracle))]}
+        proto_rows.append([str(n), f"{np.mean(picked):.2f} ± {np.std(picked):.2f}",
+                           f"{pub[0]:.2f} ± {pub[1]:.2f}" if pub else "–",
+                           f"{np.mean(rand):.2f} ± {np.std(rand):.2f}", f"{np.mean(oracle):.2f} ± {np.std(oracle):.2f}"])
+    lines += [f"## NASWOT protocol: best-scored of N random cells, CIFAR-10 test_acc_200_full "
+              f"({args.repeats} repeats, drawn from a pool of {len(pool)} scored cells)", "",
+              _md(["N", "NASWOT (ours)", "NASWOT (published)", "a random cell", "best valid_acc of the N (trained)"],
+                  proto_rows), ""]
+
+    # 4. AREA-style warm start vs plain RE ------------------------------------------------------------------
+    seeds = range(args.search_seeds)
+    at = [25, 50, 100]
+    curves = {}
+    costs = {}
+    curves["re"], costs["re"] = _search_curves(bench, space, seeds, max(at), lambda s: (None, 0.0))
+    groups = ["build", "static", "gradient", "synflow"]
+    table = ProxyTable(space, cheap, groups=groups)
+    ens = RankEnsemble(list(ENSEMBLE))
+    cands = list(cheap.index)
+
+    def area_ens(seed):
+        ws = proxy_warm_start(space, table, args.area_samples, 20, seed=seed, ensemble=ens, candidates=cands)
+        return ws.archs, ws.seconds
+
+    label_e = f"AREA: ensemble top-20 of N={args.area_samples}"
+    curves[label_e], costs[label_e] = _search_curves(bench, space, seeds, max(at), area_ens)
+    if nw is not None and len(pool) >= 1000:
+        nw_cost = float(nw["seconds"].mean())
+        nw_table = ProxyTable(space, pool.to_frame().assign(seconds=nw_cost))
+        nw_cands = list(pool.index)
+        n_nw = 1000 if len(pool) >= 2000 else args.area_samples
+
+        def area_nw(seed):
+            ws = proxy_warm_start(space, nw_table, n_nw, 20, seed=seed, ensemble=RankEnsemble(["naswot"]),
+                                  candidates=nw_cands)
+            return ws.archs, ws.seconds
+
+        label_n = f"AREA: NASWOT top-20 of N={n_nw}"
+        curves[label_n], costs[label_n] = _search_curves(bench, space, seeds, max(at), area_nw)
+    tab = anytime_table(curves, at)
+    search_rows = []
+    report["search"] = {}
+    for label in curves:
+        cells = [f"{tab.loc[(label, q), 'mean']:.2f} ± {tab.loc[(label, q), 'std']:.2f} (se {tab.loc[(label, q), 'se']:.3f})"
+                 for q in at]
+        search_rows.append([label, *cells, f"{costs[label]:.0f} s"])
+        report["search"][label] = {str(q): {k: float(tab.loc[(label, q), k]) for k in ("mean", "std", "se")} for q in at}
+        report["search"][label]["proxy_seconds"] = costs[label]
+    lines += [f"## AREA-style warm start vs regularised evolution (nb201:cifar10 table, select valid_acc, report "
+              f"test_acc_full, {args.search_seeds} seeds, RE population 20 / tournament 10)", "",
+              _md(["method", *(f"@{q} queries" for q in at), "proxy compute per search"], search_rows), ""]
+    # 5. cost ------------------------------------------------------------------------------------------------
+    tpath = out / "proxies_nb201_timing.json"
+    if tpath.exists():
+        timing = json.loads(tpath.read_text())
+        cost_rows = [[label, f"{np.mean(v['seconds']):.3f}", f"{np.std(v['seconds'], ddof=1):.3f}",
+                      str(len(v["seconds"])), str(v["threads"]), f"{v['load']:.1f}"] for label, v in timing.items()]
+        lines += ["## Seconds per architecture (each proxy computed alone; C=16, N=5, batch 128, 32x32)", "",
+                  _md(["proxy", "mean s", "sd", "cells", "torch threads", "load average when measured"], cost_rows), ""]
+        report["timing"] = {k: float(np.mean(v["seconds"])) for k, v in timing.items()}
+    for label, df in (("cheap file", cheap), *(((f"{k} file", v) for k, v in files.items() if k != "cheap")),
+                      *((("naswot (channels-last) file", nw),) if nw is not None else ())):
+        cols = [c for c in df.columns if c == "seconds" or c.startswith("sec_")]
+        report.setdefault("recorded_seconds", {})[label] = {c: float(df[c].mean()) for c in cols}
+    if nw is not None:
+        per = float(nw["seconds"].mean())
+        lines += [f"NASWOT alone (no_grad, channels-last, 1 thread): {per:.3f} s per cell over {len(nw)} cells; all "
+                  f"15,625 cells: {per * 15625 / 3600:.2f} h on one core, {per * 15625 / 7200:.2f} h with two "
+                  "processes on two free cores.", ""]
+    text = "\n".join(lines)
+    (out / "proxies_nb201_report.md").write_text(text + "\n")
+    (out / "proxies_nb201_report.json").write_text(json.dumps(report, indent=1, default=float))
+    print(text)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="phase", required=True)
+    s = sub.add_parser("score", help="score a fixed random sample of cells (resumable)")
+    s.add_argument("--proxies", default="cheap")
+    s.add_argument("--n", type=int, default=1000, help="cells (prefix of the fixed permutation)")
+    s.add_argument("--start", type=int, default=0, help="skip the first cells of the sample")
+    s.add_argument("--channels-last", action="store_true")
+    s.add_argument("--zen-bn", default="batch", choices=("batch", "running"),
+                   help="zen's BN term: batch variance (the paper) or running variance (NAS-Bench-Suite-Zero code)")
+    s.add_argument("--file", default=None, help="results CSV (default: derived from the proxies under --out)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_score)
+    t = sub.add_parser("timing", help="seconds per architecture of every proxy alone")
+    t.add_argument("--n", type=int, default=10, help="cells (the first of the fixed sample)")
+    t.set_defaults(func=cmd_timing)
+    r = sub.add_parser("report", help="correlations, ensembles, NASWOT protocol, AREA vs RE")
+    r.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for the error bars")
+    r.add_argument("--repeats", type=int, default=500, help="repeats of NASWOT's best-of-N protocol")
+    r.add_argument("--search-seeds", type=int, default=100, help="seeds of RE / AREA")
+    r.add_argument("--area-samples", type=int, default=200, help="AREA: cells scored per search (N)")
+    r.set_defaults(func=cmd_report)
+    for sp in (s, t, r):
+        sp.add_argument("--out", default=str(OUT))
+        sp.add_argument("--seed", type=int, default=0, help="batch and weight-initialisation seed")
+        sp.add_argument("--sample-seed", type=int, default=0, help="seed of the random cell sample")
+        sp.add_argument("--batch-size", type=int, default=128)
+        sp.add_argument("--threads", type=int, default=1)
+        sp.add_argument("--data-dir", default=None)
+    args = p.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Zero-cost proxies: registry, scores, shared passes, estimator, ensembles, warm start, CLI, correlations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from nasforge.analysis.correlation import bootstrap, correlation_table, kendall_tau, rankdata, spearman, top_k_precision
+from nasforge.errors import NasforgeError
+from nasforge.estimation.proxies import PROXIES, SELECTIONS, resolve_proxies
+from nasforge.spaces import NB201Space
+
+SPACE = NB201Space()
+NONE_CELL = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+CONV_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+MIXED_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+TINY = {"C": 4, "N": 1}
+
+
+@pytest.fixture(scope="module")
+def torch():
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: one thread is fastest, and robust on a busy CPU
+    yield torch
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def estimator(torch):
+    from nasforge.estimation.proxies import ProxyEstimator
+
+    return ProxyEstimator(SPACE, "digits", "all", batch_size=16, seed=0, net=TINY)
+
+
+# --- registry ---------------------------------------------------------------------------------------
+def test_every_proxy_declares_a_direction_and_names_resolve():
+    assert {"naswot", "knas", "synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "zen", "l2_norm",
+            "epe_nas", "plain", "params", "flops"} <= set(PROXIES)
+    for spec in PROXIES.values():
+        assert isinstance(spec.higher_is_better, bool) and spec.group and spec.reference
+    assert resolve_proxies("nwot, jacob_cov,naswot") == ["naswot", "jacov"]
+    assert resolve_proxies("all") == list(PROXIES)
+    assert "grasp" not in resolve_proxies("cheap") and set(SELECTIONS["cheap"]) <= set(PROXIES)
+    with pytest.raises(NasforgeError, match="unknown proxy 'bogus'.*naswot"):
+        resolve_proxies("naswot,bogus")
+
+
+# --- scores -------------------------------------------------------------------------------------------
+def test_same_seed_same_scores_and_the_estimator_interface(estimator, torch):
+    from nasforge.estimation.proxies import ProxyEstimator
+
+    a = estimator.estimate(MIXED_CELL)
+    b = estimator.estimate(SPACE.parse(MIXED_CELL))
+    assert set(a.metrics) == set(PROXIES) and a.metrics == b.metrics
+    assert a.cost > 0 and a.fidelity is None and "gradient" in a.info["seconds"]
+    assert all(estimator.higher_is_better(p) == PROXIES[p].higher_is_better for p in PROXIES)
+    assert estimator.higher_is_better("params")  # as a proxy: more is predicted better
+    other = ProxyEstimator(SPACE, estimator.dataset, "naswot,synflow", batch_size=16, seed=1, net=TINY)
+    c = other.estimate(MIXED_CELL).metrics
+    assert c["naswot"] != a.metrics["naswot"] and c["synflow"] != a.metrics["synflow"]  # other batch, weights
+    with pytest.raises(NasforgeError, match="no fidelity"):
+        estimator.estimate(MIXED_CELL, 12)
+
+
+def test_shared_passes_give_each_proxy_its_own_value(estimator, torch):
+    from nasforge.estimation.proxies import score_network
+
+    net = estimator.build(MIXED_CELL)
+    together = score_network(net, estimator.inputs, estimator.targets, "all", seed=3)
+    for p in PROXIES:
+        alone = score_network(net, estimator.inputs, estimator.targets, [p], seed=3)[p]
+        assert alone == pytest.approx(together[p], rel=1e-6, abs=1e-12), p
+    # the network itself is left untouched (weights and BatchNorm statistics)
+    fresh = estimator.build(MIXED_CELL)
+    for (k, v), (_, w) in zip(net.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_sanity_of_the_scores(estimator, torch):
+    from nasforge.spaces.nb201_net import nb201_param_count
+
+    none = estimator.estimate(NONE_CELL).metrics
+    conv = estimator.estimate(CONV_CELL).metrics
+    mixed = estimator.estimate(MIXED_CELL).metrics
+    # the all-none cell passes nothing from input to output
+    assert none["synflow"] == 0.0 and conv["synflow"] > mixed["synflow"] > 0
+    assert none["naswot"] == -math.inf and none["jacov"] == -math.inf and none["zen"] == -math.inf
+    assert none["snip"] == 0.0 and none["grasp"] == 0.0
+    # NASWOT tells architectures apart; the bigger cell has more parameters and operations
+    assert math.isfinite(conv["naswot"]) and conv["naswot"] != mixed["naswot"]
+    assert conv["params"] > mixed["params"] > none["params"] and conv["flops"] > mixed["flops"] > none["flops"]
+    assert conv["params"] == pytest.approx(nb201_param_count(CONV_CELL, C=4, N=1, in_channels=1) / 1e6)
+    sample = [SPACE.sample(np.random.default_rng(i)) for i in range(6)]
+    syn = [estimator.estimate(a).metrics["synflow"] for a in sample]
+    assert min(syn) >= none["synflow"]
+
+
+def test_naswot_is_the_logdet_of_the_hamming_kernel(estimator, torch):
+    """Recompute NASWOT's kernel the way the reference code does (two matrix products per ReLU)."""
+    from nasforge.estimation.proxies import score_network
+
+    import copy
+
+    net = estimator.build(MIXED_CELL).train()
+    ref_net = copy.deepcopy(net)  # before the hooks: a deep copy would carry them along
+    K = np.zeros((16, 16))
+
+    def hook(m, inp, out):
+        c = (inp[0].reshape(16, -1) > 0).double().numpy()
+        K[:] += c @ c.T + (1 - c) @ (1 - c).T
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.ReLU)]
+    with torch.no_grad():
+        net(estimator.inputs)
+    for h in handles:
+        h.remove()
+    got = score_network(ref_net, estimator.inputs, estimator.targets, "naswot")["naswot"]
+    assert got == pytest.approx(np.linalg.slogdet(K)[1], rel=1e-9)
+
+
+def test_knas_is_the_mean_of_the_per_sample_gradient_gram_matrix(estimator, torch):
+    import torch.nn.functional as F
+
+    from nasforge.estimation.proxies import score_network
+    from nasforge.estimation.proxies.measures import weight_layers
+
+    net = estimator.build(MIXED_CELL).train()
+    got = score_network(net, estimator.inputs, estimator.targets, "knas")["knas"]
+    import copy
+
+    work = copy.deepcopy(net).train()
+    weights = [m.weight for m in weight_layers(work)]
+    losses = F.cross_entropy(work(estimator.inputs), estimator.targets, reduction="none") / len(estimator.targets)
+    rows = []
+    for i in range(len(losses)):  # per-sample gradients of the batch loss, one at a time
+        gs = torch.autograd.grad(losses[i], weights, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([(g if g is not None else torch.zeros_like(w)).reshape(-1) for g, w in zip(gs, weights)]))
+    G = torch.stack(rows).double() * len(losses)  # gradients of each sample's own loss
+    gram = G @ G.T
+    assert got == pytest.approx(float(gram.mean()), rel=1e-5)
+
+
+def test_bn_handling_and_data_independence(estimator, torch):
+    from nasforge.estimation.proxies import score_network
+
+    net = estimator.build(MIXED_CELL)
+    x, y = estimator.inputs, estimator.targets
+    # synflow, l2_norm, params, flops ignore the data; synflow bypasses BatchNorm entirely
+    a = score_network(net, x, y, "synflow,l2_norm,params,flops")
+    b = score_network(net, torch.randn_like(x) * 5, torch.zeros_like(y), "synflow,l2_norm,params,flops")
+    assert a == b
+    bn = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bn:
+        m.running_var.fill_(9.0)  # BN in eval mode would divide by 3: synflow must not notice
+    assert score_network(net, x, y, "synflow")["synflow"] == a["synflow"]
+    # zen: the paper's BN term (batch variance) differs from reading running statistics
+    z_batch = score_network(net, x, y, "zen", seed=0)["zen"]
+    z_run = score_network(net, x, y, "zen", seed=0, zen_bn="running")["zen"]
+    assert math.isfinite(z_batch) and z_batch != pytest.approx(z_run)
+    assert score_network(net, x, y, "zen", seed=0)["zen"] == z_batch  # seeded Gaussian draws
+
+
+def test_proxies_work_on_vector_networks_and_refuse_bad_pairs(torch):
+    from nasforge.data import from_arrays
+    from nasforge.estimation.proxies import ProxyEstimator, score_network
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(40, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(),
+                              torch.nn.Linear(32, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 40, generator=g), torch.arange(24) % 10
+    scores = score_network(mlp, x, y, "all")
+    assert set(scores) == set(PROXIES) and all(math.isfinite(v) for v in scores.values())
+    vectors = from_arrays(np.random.default_rng(0).normal(size=(200, 40)).astype(np.float32),
+                          np.arange(200) % 10, name="vec")
+    with pytest.raises(NasforgeError, match="builds convolutional networks for images.*vectors"):
+        ProxyEstimator(SPACE, vectors, "naswot")
+    with pytest.raises(NasforgeError, match="batch_size 5000 exceeds"):
+        ProxyEstimator(SPACE, "digits", "naswot", batch_size=5000, net=TINY)
+    with pytest.raises(NasforgeError, match="naswot needs ReLU"):
+        score_network(torch.nn.Linear(40, 10), x, y, "naswot")
+
+
+# --- ensembles and warm start ------------------------------------------------------------------------
+def test_rank_ensemble_means_ranks_and_learns_weights():
+    from nasforge.estimation.proxies import RankEnsemble
+
+    table = {"naswot": [1.0, 2.0, 3.0, 4.0], "synflow": [40.0, 30.0, 20.0, 10.0]}
+    ens = RankEnsemble(["naswot", "synflow"])
+    assert ens.score(table) == pytest.approx([(0.25 + 1.0) / 2, (0.5 + 0.75) / 2, (0.75 + 0.5) / 2, (1.0 + 0.25) / 2])
+    # a lower-is-better member is flipped by its direction
+    flipped = RankEnsemble(["naswot", "x"], directions={"x": False})
+    assert flipped.score({"naswot": [1.0, 2.0, 3.0, 4.0], "x": [4.0, 3.0, 2.0, 1.0]}) == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=200)
+    noisy = {"naswot": target + rng.normal(scale=0.1, size=200), "synflow": rng.normal(size=200)}
+    learned = RankEnsemble(["naswot", "synflow"]).fit(noisy, target)
+    assert learned.weights["naswot"] > 0.9 and sum(learned.weights.values()) == pytest.approx(1.0)
+    with pytest.raises(NasforgeError, match="weights for proxies not in the ensemble"):
+        RankEnsemble(["naswot"], weights={"zen": 1.0})
+
+
+def test_ensemble_estimator_and_warm_start_on_stored_scores(tmp_path):
+    import pandas as pd
+
+    from nasforge.estimation.proxies import EnsembleEstimator, ProxyTable, RankEnsemble, proxy_warm_start
+
+    archs = list(SPACE)[:50]
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"arch": [str(a) for a in archs], "naswot": rng.normal(size=50),
+                       "synflow": rng.normal(size=50), "seconds": np.full(50, 0.5)}).set_index("arch")
+    table = ProxyTable(SPACE, df)
+    ens = RankEnsemble("naswot,synflow")
+    est = EnsembleEstimator(table, ens, df)
+    best = int(np.argmax(ens.score(df)))
+    m = est.estimate(archs[best])
+    assert m.cost == 0.5 and set(m.metrics) == {"ensemble", "naswot", "synflow"}
+    assert m.metrics["ensemble"] == pytest.approx(float(np.max(ens.score(df))) - 0.5 / 50)
+    warm = proxy_warm_start(SPACE, table, n_samples=20, n_top=5, seed=3, ensemble=ens, candidates=archs)
+    assert len(warm.archs) == 5 and warm.seconds == pytest.approx(20 * 0.5)
+    scores = dict(zip(warm.sampled, warm.scores))
+    assert [scores[a] for a in warm.archs] == sorted(scores.values(), reverse=True)[:5]
+    assert proxy_warm_start(SPACE, table, 20, 5, seed=3, ensemble=ens, candidates=archs).archs == warm.archs
+
+
+def test_regularized_evolution_starts_from_the_given_population(nb201_c10):
+    from nasforge.strategies import RegularizedEvolution, get_strategy
+    from nasforge.study import Study
+
+    initial = [str(a) for a in list(SPACE)[100:105]] + [str(list(SPACE)[100])]  # a duplicate is dropped
+    re = RegularizedEvolution(SPACE, population_size=8, sample_size=3, initial=initial, seed=2)
+    assert re.config()["initial"] == initial[:5]
+    asked = [re.ask() for _ in range(5)]
+    assert [str(s.arch) for s in asked] == initial[:5] and asked[0].info["phase"] == "initial"
+    assert "initial" not in RegularizedEvolution(SPACE).config()  # old configs are unchanged
+    # a study resumes with the warm start (replay asks the same architectures)
+    study = Study("warm", SPACE, "valid_acc")
+    study.optimize(get_strategy("re", SPACE, population_size=8, sample_size=3, initial=initial, seed=2), nb201_c10,
+                   n_trials=12)
+    study.optimize(get_strategy("re", SPACE, population_size=8, sample_size=3, initial=initial, seed=2), nb201_c10,
+                   n_trials=20)
+    assert [t.arch for t in study.trials[:5]] == initial[:5] and len(study.finished_trials) == 20
+    with pytest.raises(NasforgeError, match="different strategy"):
+        study.optimize(get_strategy("re", SPACE, population_size=8, sample_size=3, seed=2), nb201_c10, n_trials=21)
+    with pytest.raises(NasforgeError, match="malformed|not an NB201"):
+        RegularizedEvolution(SPACE, initial=["|bogus|"])
+
+
+# --- command line -----------------------------------------------------------------------------------
+def test_cli_scores_resumably_and_correlates(tmp_path, capsys, data_dir, torch):
+    from nasforge.cli.main import main
+
+    out = tmp_path / "p.csv"
+    base = ["proxies", "--proxies", "naswot,synflow,params", "--C", "4", "--N", "1", "--batch-size", "16",
+            "--out", str(out), "--quiet"]
+    assert main(base + ["--n", "6"]) == 0
+    assert "0 of 6" in capsys.readouterr().out
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("arch,naswot,synflow,params,seconds") and len(lines) == 7
+    # a row cut short by a kill is dropped; the rerun scores only what is missing
+    with open(out, "a") as f:
+        f.write("|nor_conv_3x3~0|+|none~0|")
+    code = main(base + ["--n", "9", "--benchmark", "nb201:cifar10", "--data-dir", str(data_dir),
+                        "--ensemble", "naswot,synflow", "--plot-dir", str(tmp_path / "plots"), "--top-k", "10%,3"])
+    text = capsys.readouterr().out
+    assert code == 0 and "6 of 9 architecture(s) already scored" in text and "3 new architecture(s)" in text
+    assert "spearman" in text and "kendall" in text and "top3" in text and "ensemble" in text
+    assert len(out.read_text().splitlines()) == 10
+    assert (tmp_path / "plots" / "naswot_vs_valid_acc.png").stat().st_size > 0
+    # other settings never mix into the same file
+    assert main(base + ["--n", "6", "--seed", "1"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert main(["proxies", "--proxies", "nonsense", "--quiet"]) == 2
+
+
+# --- correlations -----------------------------------------------------------------------------------
+def test_correlations_match_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 8, size=300).astype(float)  # many ties
+    y = x + rng.normal(size=300)
+    y[:20] = np.round(y[:20])
+    x[5] = -np.inf
+    assert rankdata(x) == pytest.approx(scipy.stats.rankdata(x))
+    assert spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y)[0], abs=1e-12)
+    assert kendall_tau(x, y) == pytest.approx(scipy.stats.kendalltau(x, y)[0], abs=1e-12)
+    assert kendall_tau(x, y, block=7) == pytest.approx(kendall_tau(x, y))
+    xn = x.copy()
+    xn[10] = np.nan  # NaN pairs are dropped
+    keep = ~np.isnan(xn)
+    assert spearman(xn, y) == pytest.approx(scipy.stats.spearmanr(xn[keep], y[keep])[0])
+    assert top_k_precision([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 3, 4, 5, 6, 7, 8, 2, 1], 0.2) == 0.0
+    assert top_k_precision([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 2, 3, 4, 5, 6, 7, 8, 10, 9], 2) == 1.0
+    bs = bootstrap(spearman, x, y, n_boot=200, seed=1)
+    assert bs["low"] < bs["value"] < bs["high"] and 0 < bs["se"] < 0.1
+    t = correlation_table({"a": x, "neg": -x}, y, {"neg": False}, top_k=(0.1,), n_boot=50)
+    assert t.loc["a", "spearman"] == pytest.approx(t.loc["neg", "spearman"]) and "spearman_se" in t.columns
+
+
+def test_ensembles_results_and_correlations_need_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import nasforge.analysis.correlation, nasforge.strategies, nasforge.estimation; "
+            "from nasforge.estimation.proxies import RankEnsemble, EnsembleEstimator, ProxyTable, read_results, "
+            "proxy_warm_start, PROXIES; assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
