@@ -1,0 +1,163 @@
+"""BANANAS (White, Neiswanger & Savani, AAAI 2021): BO with an ensemble of neural predictors."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import NasforgeError
+from nasforge.spaces.base import SearchSpace
+from nasforge.strategies.base import Strategy, Suggestion
+from nasforge.strategies.bo.encodings import ENCODINGS, encoder
+from nasforge.strategies.bo.gp import blas_single_thread
+
+ACQUISITIONS = ("its", "ucb", "mean")
+
+
+class Bananas(Strategy):
+    """BANANAS: an ensemble of ``ensemble`` MLPs (scikit-learn ``MLPRegressor``, Adam) trained on
+    the path encoding predicts the score; independent Thompson sampling (``its``: one draw per
+    candidate from N(ensemble mean, ensemble spread)) ranks ``n_candidates`` mutations of the
+    ``n_parents`` best architectures, and the ``k`` best are evaluated before the ensemble is
+    retrained (the paper's k = 10).
+
+    After ``n_init`` random architectures. ``encoding``: ``path`` (default), ``trunc_path``
+    (paths of at most ``truncate`` operations) or ``adjacency``, all computed from the space's
+    graph view (:mod:`nasforge.strategies.bo.encodings`). Targets are standardised. Deterministic
+    given the seed and the tells: each member's initial weights come from the strategy's
+    generator.
+    """
+
+    name = "bananas"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        n_init: int = 10,
+        k: int = 10,
+        n_candidates: int = 100,
+        n_parents: int = 10,
+        ensemble: int = 5,
+        hidden: tuple[int, ...] | list[int] = (32, 32, 32),
+        epochs: int = 200,
+        lr: float = 0.01,
+        encoding: str = "path",
+        truncate: int = 2,
+        acquisition: str = "its",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(space, **kwargs)
+        for key, val in (("n_init", n_init), ("k", k), ("n_candidates", n_candidates), ("n_parents", n_parents),
+                         ("ensemble", ensemble), ("epochs", epochs), ("truncate", truncate)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+                raise NasforgeError(f"bananas setting {key} must be an integer >= 1, got {val!r}")
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or min(hidden) < 1:
+            raise NasforgeError(f"bananas hidden must list positive layer widths, got {hidden!r}")
+        if encoding not in ENCODINGS:
+            raise NasforgeError(f"unknown encoding {encoding!r}; allowed: {', '.join(ENCODINGS)}")
+        if acquisition not in ACQUISITIONS:
+            raise NasforgeError(f"unknown bananas acquisition {acquisition!r}; allowed: {', '.join(ACQUISITIONS)}")
+        if not lr > 0:
+            raise NasforgeError(f"bananas lr must be > 0, got {lr!r}")
+        self.n_init, self.k, self.n_candidates, self.n_parents = int(n_init), int(k), int(n_candidates), int(n_parents)
+        self.ensemble, self.hidden, self.epochs, self.lr = int(ensemble), hidden, int(epochs), float(lr)
+        self.encoding, self.truncate, self.acquisition = encoding, int(truncate), acquisition
+        self.encoder = encoder(space, encoding, truncate=self.truncate)
+        self._archs: list[Any] = []
+        self._y: list[float] = []
+        self._queue: deque[Suggestion] = deque()
+        self._n_asked = 0
+        self._n_fits = 0
+
+    def _params(self) -> dict[str, Any]:
+        return {"n_init": self.n_init, "k": self.k, "n_candidates": self.n_candidates, "n_parents": self.n_parents,
+                "ensemble": self.ensemble, "hidden": list(self.hidden), "epochs": self.epochs, "lr": self.lr,
+                "encoding": self.encoding, "truncate": self.truncate, "acquisition": self.acquisition}
+
+    def ask(self) -> Suggestion:
+        self._n_asked += 1
+        if not self._queue:
+            if self._n_asked <= self.n_init or len(self._y) < 2:
+                self._queue.append(self._claim(self._unique(lambda: self.space.sample(self.rng)), phase="init"))
+            else:
+                with blas_single_thread():
+                    self._queue.extend(self._select())
+        return self._queue.popleft()
+
+    def _observe(self, suggestion: Suggestion, score: float, result: Any) -> None:
+        if score == -math.inf:
+            return
+        self._archs.append(suggestion.arch)
+        self._y.append(score)
+
+    # --- internals -------------------------------------------------------------------------------
+    def candidates(self) -> list[Any]:
+        """Mutations of the best architectures (round robin over ``n_parents`` parents), topped up
+        with random ones when mutation runs dry; all unseen and distinct."""
+        order = sorted(range(len(self._y)), key=lambda i: (-self._y[i], i))
+        parents: list[Any] = []
+        for i in order:
+            if self._archs[i] not in parents:
+                parents.append(self._archs[i])
+            if len(parents) == self.n_parents:
+                break
+        out: list[Any] = []
+        keys: set[Hashable] = set()
+
+        def take(a: Any) -> None:
+            if self._key(a) not in keys and self.is_new(a):
+                keys.add(self._key(a))
+                out.append(a)
+
+        tries = 0
+        while len(out) < self.n_candidates and tries < 20 * self.n_candidates and parents:
+            take(self.space.mutate(parents[tries % len(parents)], self.rng))
+            tries += 1
+        tries = 0
+        while len(out) < self.n_candidates and tries < 5 * self.n_candidates:
+            take(self.space.sample(self.rng))
+            tries += 1
+        return out
+
+    def predict(self, train: list[Any], y: np.ndarray, cands: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and standard deviation of the (standardised) score at ``cands``."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        archs = list(train) + list(cands)
+        X = self.encoder.matrix(archs) if self.encoding == "adjacency" else self.encoder.matrix(archs, compact=True)
+        Xtr, Xc = X[: len(train)], X[len(train):]
+        sd = float(y.std())
+        yt = (y - y.mean()) / (sd if sd > 0 else 1.0)
+        preds = []
+        for _ in range(self.ensemble):
+            net = MLPRegressor(hidden_layer_sizes=self.hidden, learning_rate_init=self.lr, max_iter=self.epochs,
+                               random_state=int(self.rng.integers(2**31 - 1)), tol=0.0,
+                               n_iter_no_change=self.epochs + 1, alpha=1e-4)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                net.fit(Xtr, yt)
+            preds.append(net.predict(Xc))
+        P = np.asarray(preds)
+        self._n_fits += 1
+        return P.mean(axis=0), P.std(axis=0)
+
+    def _select(self) -> list[Suggestion]:
+        cands = self.candidates()
+        if not cands:
+            return [self._claim(self._unique(lambda: self.space.sample(self.rng)), phase="fallback")]
+        mean, sd = self.predict(self._archs, np.asarray(self._y), cands)
+        if self.acquisition == "its":
+            scores = mean + sd * self.rng.standard_normal(len(mean))
+        elif self.acquisition == "ucb":
+            scores = mean + sd
+        else:
+            scores = mean
+        order = np.argsort(-scores, kind="stable")[: self.k]
+        return [self._claim(cands[j], phase="bananas", pred=round(float(mean[j]), 6)) for j in order]
