@@ -249,6 +249,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from nasforge.strategies import get_strategy
     from nasforge.study.compare import compare_strategies
 
+    at = _int_list(args.at, "--at")  # validate the cheap arguments before loading a table
     bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
     metric = args.metric or bench.default_metric
     report = args.report or bench.report_metric
@@ -256,7 +257,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if m not in bench.metrics_at(None):
             raise NasforgeError(f"unknown metric {m!r} for {bench.name}; available: {', '.join(bench.metrics_at(None))}")
     maximize = _maximize(bench, metric, args.direction)
-    at = _int_list(args.at, "--at")
     budget = args.budget or max(at)
     params = _bench_params(args.param)
     strategies: dict[str, tuple[str, dict[str, Any]]] = {}
