@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nasforge.cli.options import parse_top_k
 from nasforge.errors import NasforgeError
 
 DEFAULT_PROXIES = "cheap"
@@ -47,18 +48,6 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_proxies)
 
 
-def _top_k(text: str) -> list[float]:
-    out = []
-    for item in (t.strip() for t in text.split(",") if t.strip()):
-        try:
-            k = float(item[:-1]) / 100.0 if item.endswith("%") else float(item)
-        except ValueError:
-            raise NasforgeError(f"bad --top-k {item!r}: expected a count (50) or a percentage (10%)") from None
-        if k <= 0 or (k >= 1 and k != int(k)) or (item.endswith("%") and k >= 1):
-            raise NasforgeError(f"bad --top-k {item!r}: expected a positive count or a percentage below 100%")
-        out.append(k)
-    return out
-
 
 def cmd_proxies(args: argparse.Namespace) -> int:
     from nasforge.estimation.proxies import ProxyEstimator, ProxyResults, resolve_proxies, sample_archs, score_archs
@@ -67,7 +56,7 @@ def cmd_proxies(args: argparse.Namespace) -> int:
 
     space = get_space(args.space)
     proxies = resolve_proxies(args.proxies)
-    top_k = _top_k(args.top_k)
+    top_k = parse_top_k(args.top_k)
     net = {k: v for k, v in (("C", args.C), ("N", args.N)) if v is not None}
     if args.threads < 1:
         raise NasforgeError(f"--threads must be >= 1, got {args.threads}")

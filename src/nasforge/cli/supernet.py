@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nasforge.cli.options import parse_top_k
 from nasforge.errors import NasforgeError
 
 #: settings of a run and their defaults (None: chosen from the data)
@@ -170,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from nasforge.estimation.training import arch_seed
-    from nasforge.oneshot import SplitSupernet, SupernetTrainer, build_supernet, make_sampler
+    from nasforge.oneshot import SupernetTrainer, build_supernet, make_sampler
     from nasforge.oneshot.fewshot import grow_splits, split_steps
 
     torch.set_num_threads(max(1, args.threads))
@@ -258,18 +259,6 @@ def load_run(run: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     return net, settings
 
 
-def _top_k(text: str) -> list[float]:
-    out = []
-    for item in (t.strip() for t in text.split(",") if t.strip()):
-        try:
-            k = float(item[:-1]) / 100.0 if item.endswith("%") else float(item)
-        except ValueError:
-            raise NasforgeError(f"bad --top-k {item!r}: expected a count (20) or a percentage (10%)") from None
-        if k <= 0 or (k >= 1 and k != int(k)) or (item.endswith("%") and k >= 1):
-            raise NasforgeError(f"bad --top-k {item!r}: expected a positive count or a percentage below 100%")
-        out.append(k)
-    return out
-
 
 def cmd_rank(args: argparse.Namespace) -> int:
     import numpy as np
@@ -278,7 +267,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from nasforge.oneshot import PathEvaluator, sample_archs
 
     torch.set_num_threads(max(1, args.threads))
-    top_k = _top_k(args.top_k)
+    top_k = parse_top_k(args.top_k)
     supernets, st = load_run(args.run)
     bench = None
     metrics: list[str] = []

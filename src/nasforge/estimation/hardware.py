@@ -185,16 +185,11 @@ def nb201_flops(arch: Any, C: int = 16, N: int = 5, num_classes: int = 10, in_ch
     for BatchNorm and ReLU in ``"full"``); ``none`` and ``skip_connect`` cost nothing. For C=16,
     N=5 on CIFAR-10 (32x32) the official count is ``7,783,050 + 35,389,440 e3 + 3,932,160 e1``.
     """
-    from nasforge.spaces.nb201 import NB201Space
+    from nasforge.spaces.nb201 import NB201Space, check_network_config
 
     if convention not in FLOP_CONVENTIONS:
         raise unknown("FLOP convention", convention, FLOP_CONVENTIONS)
-    for name, v in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels),
-                    ("input_size", input_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
-    if input_size % 4:
-        raise NasforgeError(f"input_size must be divisible by 4 (two stride-2 reductions), got {input_size}")
+    check_network_config(C, N, num_classes, in_channels, input_size)
     arch = NB201Space().coerce(arch)
     pools = convention in ("nb201+pool", "full")
     full = convention == "full"

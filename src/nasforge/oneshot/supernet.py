@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space
+from nasforge.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space, check_network_config
 from nasforge.spaces.nb201_net import NB201Network, ResNetBasicBlock, _make_op
 
 __all__ = ["NB201Supernet", "SearchCell", "arch_indices", "indices_arch", "N_EDGES", "N_OPS", "PARAM_OPS"]
@@ -162,12 +162,7 @@ class NB201Supernet(nn.Module):
         allowed: Any = None,
     ) -> None:
         super().__init__()
-        for name, v in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels),
-                        ("input_size", input_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
-        if input_size % 4:
-            raise NasforgeError(f"input_size must be divisible by 4 (two stride-2 reductions), got {input_size}")
+        check_network_config(C, N, num_classes, in_channels, input_size)
         self.C, self.N, self.num_classes = C, N, num_classes
         self.in_channels, self.input_size = in_channels, input_size
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C))

@@ -295,3 +295,15 @@ class NB201Space(SearchSpace):
         return NB201Network(
             self.coerce(arch), C=C, N=N, num_classes=num_classes, in_channels=in_channels, input_size=input_size
         )
+
+
+def check_network_config(C: int, N: int, num_classes: int, in_channels: int, input_size: int) -> None:
+    """Raise a clear error unless the NB201 network settings are valid (positive integers, input
+    side divisible by 4 for the two stride-2 reductions)."""
+    for name, v in (("C", C), ("N", N), ("num_classes", num_classes), ("in_channels", in_channels),
+                    ("input_size", input_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
+    if input_size % 4:
+        raise NasforgeError(f"input_size must be divisible by 4 (two stride-2 reductions), got {input_size}")
+

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space
+from nasforge.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space, check_network_config
 
 __all__ = ["NB201Network", "InferCell", "ResNetBasicBlock", "ReLUConvBN", "nb201_param_count"]
 
@@ -199,15 +199,7 @@ class NB201Network(nn.Module):
     ) -> None:
         super().__init__()
         arch = _coerce_arch(arch)
-        _check_positive("C", C)
-        _check_positive("N", N)
-        _check_positive("num_classes", num_classes)
-        _check_positive("in_channels", in_channels)
-        _check_positive("input_size", input_size)
-        if input_size % 4:
-            raise NasforgeError(
-                f"input_size must be divisible by 4 (two stride-2 reductions), got {input_size}"
-            )
+        check_network_config(C, N, num_classes, in_channels, input_size)
         self.arch = arch
         self.C = C
         self.N = N

@@ -40,7 +40,9 @@ class ProxyEstimator(Estimator):
     ``mnist1d`` is refused for it with a clear error. The proxies themselves work on any
     ``nn.Module`` mapping a batch to logits (see :func:`~nasforge.estimation.proxies.score_network`),
     vectors included. ``threads`` sets ``torch.set_num_threads`` (one thread is usually fastest
-    on a shared CPU).
+    on a shared CPU). ``naswot_method`` selects the NASWOT kernel's GEMM (``int8``, default, or
+    the former ``float32``; identical scores, see :func:`~nasforge.estimation.proxies.score_network`).
+    The network built for each measurement is scored in place (no deep copy for the last pass).
     """
 
     fidelities = None
@@ -58,6 +60,7 @@ class ProxyEstimator(Estimator):
         zen_bn: str = "batch",
         channels_last: bool = False,
         threads: int | None = None,
+        naswot_method: str = "int8",
     ) -> None:
         self.space = space
         self.proxies = resolve_proxies(proxies)
@@ -76,6 +79,7 @@ class ProxyEstimator(Estimator):
             )
         self.batch_size, self.seed, self.split = int(batch_size), int(seed), split
         self.zen_bn, self.channels_last = zen_bn, bool(channels_last)
+        self.naswot_method = naswot_method
         x = {"train": d.x_train, "val": d.x_val, "test": d.x_test}[split]
         y = {"train": d.y_train, "val": d.y_val, "test": d.y_test}[split]
         if self.batch_size > len(y):
@@ -88,6 +92,8 @@ class ProxyEstimator(Estimator):
         self.build_kwargs: dict[str, Any] = {"num_classes": d.num_classes, **self.net}
         if d.kind == "image":
             self.build_kwargs = {"in_channels": d.in_channels, "input_size": d.input_size, **self.build_kwargs}
+        if naswot_method not in ("int8", "float32"):
+            raise NasforgeError(f"unknown naswot_method {naswot_method!r}; allowed: int8, float32")
         if threads is not None:
             if int(threads) < 1:
                 raise NasforgeError(f"threads must be >= 1, got {threads}")
@@ -126,7 +132,8 @@ class ProxyEstimator(Estimator):
         scores = score_network(net, self.inputs, self.targets, self.proxies,
                                seed=arch_seed(self.seed + 1, self.space.format(arch)),
                                num_classes=self.dataset.num_classes, zen_bn=self.zen_bn,
-                               channels_last=self.channels_last, timings=seconds)
+                               channels_last=self.channels_last, timings=seconds, owned=True,
+                               naswot_method=self.naswot_method)
         return Measurement(scores, time.perf_counter() - t0, None, {"seconds": seconds})
 
     def settings(self) -> dict[str, Any]:

@@ -1,0 +1,19 @@
+"""Parsers for option values shared by several commands."""
+
+from __future__ import annotations
+
+from nasforge.errors import NasforgeError
+
+
+def parse_top_k(text: str) -> list[float]:
+    """``--top-k``: comma-separated counts (``50``) or percentages (``10%``, returned as 0.1)."""
+    out = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            k = float(item[:-1]) / 100.0 if item.endswith("%") else float(item)
+        except ValueError:
+            raise NasforgeError(f"bad --top-k {item!r}: expected a count (50) or a percentage (10%)") from None
+        if k <= 0 or (k >= 1 and k != int(k)) or (item.endswith("%") and k >= 1):
+            raise NasforgeError(f"bad --top-k {item!r}: expected a positive count or a percentage below 100%")
+        out.append(k)
+    return out
