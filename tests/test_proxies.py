@@ -122,6 +122,49 @@ def test_naswot_is_the_logdet_of_the_hamming_kernel(estimator, torch):
     assert got == pytest.approx(np.linalg.slogdet(K)[1], rel=1e-9)
 
 
+@pytest.mark.parametrize("shape", [(16, 4, 8, 8), (16, 3, 5, 7), (7, 1, 1, 1), (9, 2, 1, 3), (12, 33)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_naswot_int8_kernel_equals_the_float_kernels(torch, shape, channels_last):
+    """The int8 Gram GEMM (default) counts exactly like the former float32 one and float64 numpy."""
+    from nasforge.estimation.proxies.measures import _hamming_kernel
+
+    if channels_last and len(shape) != 4:
+        pytest.skip("channels-last needs 4 dimensions")
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    x[0] = -x[1]  # complementary codes: the Hamming distance is every unit
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    c = (x.reshape(shape[0], -1) > 0).double().numpy()
+    ref = c @ c.T + (1 - c) @ (1 - c).T
+    for method in ("int8", "float32"):
+        for codes in (x, x > 0):  # pre-activations or codes
+            k = _hamming_kernel(codes, method)
+            assert k.dtype == torch.float64 and np.array_equal(k.numpy(), ref), method
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_naswot_fast_path_gives_the_reference_scores(estimator, torch, channels_last):
+    """int8 GEMM + pruned NB201 cells + no deep copy give exactly the former path's scores, also for
+    cells with dead nodes, all-zero nodes and no path to the output."""
+    from nasforge.estimation.proxies import score_network
+
+    cells = [NONE_CELL, CONV_CELL, MIXED_CELL,
+             "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|none~2|",
+             "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|none~2|",
+             "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",
+             "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|"]
+    cells += [SPACE.format(SPACE.sample(np.random.default_rng(i))) for i in range(8)]
+    x, y = estimator.inputs, estimator.targets
+    for cell in cells:
+        ref = score_network(estimator.build(cell), x, y, "naswot", channels_last=channels_last,
+                            naswot_method="float32", naswot_prune=False)["naswot"]
+        net = estimator.build(cell)
+        fast = score_network(net, x, y, "naswot", channels_last=channels_last, owned=True)["naswot"]
+        assert fast == ref or (math.isinf(ref) and fast == ref), cell
+        assert "forward" not in net.cells[0].__dict__  # the pruned forward is removed again
+    assert estimator.estimate(NONE_CELL).metrics["naswot"] == -math.inf
+
+
 def test_knas_is_the_mean_of_the_per_sample_gradient_gram_matrix(estimator, torch):
     import torch.nn.functional as F
 

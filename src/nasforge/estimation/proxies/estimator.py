@@ -41,7 +41,8 @@ class ProxyEstimator(Estimator):
     ``nn.Module`` mapping a batch to logits (see :func:`~nasforge.estimation.proxies.score_network`),
     vectors included. ``threads`` sets ``torch.set_num_threads`` (one thread is usually fastest
     on a shared CPU). ``naswot_method`` selects the NASWOT kernel's GEMM (``int8``, default, or
-    the former ``float32``; identical scores, see :func:`~nasforge.estimation.proxies.score_network`).
+    the former ``float32``) and ``naswot_prune`` (skip NB201 cell work that cannot change a code);
+    neither changes a score, see :func:`~nasforge.estimation.proxies.score_network`.
     The network built for each measurement is scored in place (no deep copy for the last pass).
     """
 
@@ -61,6 +62,7 @@ class ProxyEstimator(Estimator):
         channels_last: bool = False,
         threads: int | None = None,
         naswot_method: str = "int8",
+        naswot_prune: bool = True,
     ) -> None:
         self.space = space
         self.proxies = resolve_proxies(proxies)
@@ -79,7 +81,7 @@ class ProxyEstimator(Estimator):
             )
         self.batch_size, self.seed, self.split = int(batch_size), int(seed), split
         self.zen_bn, self.channels_last = zen_bn, bool(channels_last)
-        self.naswot_method = naswot_method
+        self.naswot_method, self.naswot_prune = naswot_method, bool(naswot_prune)
         x = {"train": d.x_train, "val": d.x_val, "test": d.x_test}[split]
         y = {"train": d.y_train, "val": d.y_val, "test": d.y_test}[split]
         if self.batch_size > len(y):
@@ -133,7 +135,7 @@ class ProxyEstimator(Estimator):
                                seed=arch_seed(self.seed + 1, self.space.format(arch)),
                                num_classes=self.dataset.num_classes, zen_bn=self.zen_bn,
                                channels_last=self.channels_last, timings=seconds, owned=True,
-                               naswot_method=self.naswot_method)
+                               naswot_method=self.naswot_method, naswot_prune=self.naswot_prune)
         return Measurement(scores, time.perf_counter() - t0, None, {"seconds": seconds})
 
     def settings(self) -> dict[str, Any]:

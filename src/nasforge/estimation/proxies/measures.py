@@ -109,10 +109,100 @@ class _NaswotHooks:
         self.K += k
         self.count += 1
 
+    def add_zero_input(self, units: int) -> None:
+        """Count a ReLU whose input is all zeros without running it: every code is 0, so each pair
+        agrees on all ``units`` units (exactly what the hook would add)."""
+        self.K += float(units)
+        self.count += 1
+
     def close(self) -> None:
         for h in self.handles:
             h.remove()
         self._recent.clear()
+
+
+# --- NASWOT on NB201 cells: skip the work that cannot change any code -------------------------------
+def _edge_kind(layer: nn.Module) -> tuple[str, nn.Module | None]:
+    """How a cell edge may be pruned: ``("relu_first", relu)`` for ReLU -> conv (no bias) ->
+    BatchNorm (zero bias) with no other ReLU (zeros in give zeros out at initialisation);
+    ``("plain", None)`` for an edge without ReLU mapping zeros to zeros (identity, average
+    pooling); ``("keep", None)`` otherwise (always computed as written)."""
+    relus = [m for m in layer.modules() if isinstance(m, _RELUS)]
+    if not relus:
+        plain = (nn.Identity, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+        leaves = [m for m in layer.modules() if not list(m.children())]
+        return ("plain", None) if all(isinstance(m, plain) for m in leaves) and leaves else ("keep", None)
+    seq = getattr(layer, "op", None)
+    if len(relus) == 1 and isinstance(seq, nn.Sequential) and len(seq) == 3 and isinstance(seq[0], nn.ReLU):
+        conv, bn = seq[1], seq[2]
+        if (isinstance(conv, nn.modules.conv._ConvNd) and conv.bias is None and isinstance(bn, _BN)
+                and (bn.bias is None or not bool(bn.bias.detach().any()))):
+            return "relu_first", seq[0]
+    return "keep", None
+
+
+def _pruned_cell_forward(cell: nn.Module, hooks: _NaswotHooks, kinds: list[tuple[str, nn.Module | None]],
+                         x: Tensor) -> Tensor:
+    """An NB201 ``InferCell`` forward for NASWOT (train-mode BatchNorm, initial weights) that gives
+    the same codes and output as the cell's own forward while skipping (1) edges whose output
+    reaches no ReLU and not the cell output (only their leading ReLU runs, for its codes) and
+    (2) edges reading a node that is identically zero (the cell's forward materialises zeros
+    there: their ReLU codes are all 0, added to the kernel directly, and their output is zero)."""
+    src, dst, active = cell.edge_src, cell.edge_dst, cell.edge_active
+    live = {3}  # nodes whose value is read: by an edge into a live node, or by an edge's ReLU
+    for node in (2, 1, 0):
+        if any(active[k] and src[k] == node and (dst[k] in live or kinds[k][0] != "plain")
+               for k in range(len(src))):
+            live.add(node)
+    nodes: list[Tensor | None] = [x, None, None, None]
+    for k, layer in enumerate(cell.layers):
+        if not active[k]:
+            continue
+        kind, relu = kinds[k]
+        inp = nodes[src[k]]
+        if kind != "keep" and inp is None:  # reads zeros: codes all 0, output all 0
+            if kind == "relu_first":
+                hooks.add_zero_input(x[0].numel())
+            continue
+        if kind != "keep" and dst[k] not in live:  # the output is never read
+            if kind == "relu_first":
+                relu(inp)  # the hook records its codes
+            continue
+        y = layer(torch.zeros_like(x) if inp is None else inp)
+        acc = nodes[dst[k]]
+        nodes[dst[k]] = y if acc is None else acc + y
+    out = nodes[3]
+    return torch.zeros_like(x) if out is None else out
+
+
+def _prune_nb201_cells(net: nn.Module, hooks: _NaswotHooks) -> list[nn.Module]:
+    """Give every NB201 ``InferCell`` of ``net`` the pruned NASWOT forward (undone by
+    :func:`_unprune`).
+
+    Cells are recognised by their ``layers``/``edge_src``/``edge_dst``/``edge_active`` attributes
+    and four nodes; anything else keeps its forward. Returns the cells patched.
+    """
+    patched: list[nn.Module] = []
+    for m in net.modules():
+        if not all(hasattr(m, a) for a in ("layers", "edge_src", "edge_dst", "edge_active")):
+            continue
+        if not (isinstance(m.layers, nn.ModuleList) and len(m.layers) == len(m.edge_src) == len(m.edge_dst)
+                and max(m.edge_dst, default=0) == 3):
+            continue
+        kinds = [_edge_kind(layer) for layer in m.layers]
+
+        def forward(self: nn.Module, x: Tensor, _kinds: list = kinds) -> Tensor:
+            return _pruned_cell_forward(self, hooks, _kinds, x)
+
+        m.forward = types.MethodType(forward, m)
+        patched.append(m)
+    return patched
+
+
+def _unprune(cells: list[nn.Module]) -> None:
+    """Restore the class forward of cells patched by :func:`_prune_nb201_cells` (no reference cycles left)."""
+    for m in cells:
+        del m.forward
 
 
 #: Gram-matrix methods of the NASWOT kernel: ``int8`` (int8 x int8 -> int32 GEMM, the default)
@@ -296,13 +386,15 @@ def _static(net: nn.Module, inputs: Tensor, wanted: set[str], out: dict[str, flo
 
 
 def _forward(net: nn.Module, inputs: Tensor, out: dict[str, float], channels_last: bool, copy_net: bool = True,
-             naswot_method: str = "int8") -> None:
+             naswot_method: str = "int8", prune: bool = True) -> None:
     net, inputs = _layout(net, inputs, channels_last, copy_net)
     hooks = _NaswotHooks(net, inputs.shape[0], naswot_method)
+    pruned = _prune_nb201_cells(net, hooks) if prune else []
     try:
         with torch.no_grad():
             net(inputs)
     finally:
+        _unprune(pruned)
         hooks.close()
     _naswot_result(hooks, out)
 
@@ -488,6 +580,7 @@ def score_network(
     timings: dict[str, float] | None = None,
     owned: bool = False,
     naswot_method: str = "int8",
+    naswot_prune: bool = True,
 ) -> dict[str, float]:
     """Scores of ``net`` (untrained, not modified) for ``proxies`` on the batch ``(inputs, targets)``.
 
@@ -501,7 +594,10 @@ def score_network(
     data pass then runs on it instead of on a deep copy (same scores, less time; ``net`` is
     left modified: train mode, layout, BatchNorm statistics). ``naswot_method`` is how the
     NASWOT kernel's Gram matrices are multiplied: ``int8`` (default) or ``float32`` (the former
-    path); both count exactly, so the scores are identical. Returns
+    path); both count exactly, so the scores are identical. ``naswot_prune`` lets NASWOT's own
+    forward (when no gradient proxy is asked) skip, in NB201 cells, edges whose output no ReLU
+    reads and edges that read an all-zero node (their codes are known: all 0); the codes, hence
+    the score, are the same as without it. Returns
     ``{proxy: score}``; see :data:`~nasforge.estimation.proxies.base.PROXIES` for directions.
     """
     names = resolve_proxies(proxies)
@@ -533,7 +629,7 @@ def score_network(
         if group == "static":
             _static(net, inputs, wanted, out)
         elif group == "forward":
-            _forward(net, inputs, out, channels_last, copy_net, naswot_method)
+            _forward(net, inputs, out, channels_last, copy_net, naswot_method, naswot_prune)
         elif group == "gradient":
             _gradient(net, inputs, targets, wanted, out, num_classes, channels_last, copy_net, naswot_method)
         elif group == "synflow":
