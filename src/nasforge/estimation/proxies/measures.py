@@ -231,7 +231,9 @@ def _hamming_kernel(x: Tensor, method: str = "int8") -> Tensor:
     d = c.shape[1]
     n = c.shape[0]
     g = torch.zeros(n, n, dtype=torch.float64)
-    if method == "int8" and d >= 8:  # torch._int_mm mishandles a single column; tiny layers take float32
+    # torch._int_mm (private, present in recent PyTorch) mishandles a single column: tiny layers, and
+    # builds without it, take the float32 path, which gives the same integer kernel
+    if method == "int8" and d >= 8 and hasattr(torch, "_int_mm"):
         c8 = c.view(torch.int8) if c.is_contiguous() else c.contiguous().view(torch.int8)
         for start in range(0, d, _NASWOT_CHUNK_INT8):
             part = c8[:, start:start + _NASWOT_CHUNK_INT8]
