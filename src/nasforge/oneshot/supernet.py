@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space, check_network_config
-from nasforge.spaces.nb201_net import NB201Network, ResNetBasicBlock, _make_op
+from nasforge.spaces.nb201_net import NB201Network, _make_op, build_backbone
 
 __all__ = ["NB201Supernet", "SearchCell", "arch_indices", "indices_arch", "N_EDGES", "N_OPS", "PARAM_OPS"]
 
@@ -165,19 +165,7 @@ class NB201Supernet(nn.Module):
         check_network_config(C, N, num_classes, in_channels, input_size)
         self.C, self.N, self.num_classes = C, N, num_classes
         self.in_channels, self.input_size = in_channels, input_size
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C))
-        cells: list[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage > 0:
-                cells.append(ResNetBasicBlock(c, 2 * c))
-                c *= 2
-            for _ in range(N):
-                cells.append(SearchCell(c))
-        self.cells = nn.ModuleList(cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
+        build_backbone(self, C, N, num_classes, in_channels, SearchCell)
         self.allowed = _allowed_mask(allowed)
         self._fixed: tuple[int, ...] | None = None
 

@@ -15,7 +15,7 @@ of a network built here has the same keys as the benchmark's own.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -180,6 +180,30 @@ class ResNetBasicBlock(nn.Module):
 
 
 # --- network ----------------------------------------------------------------------------------
+
+def build_backbone(net: nn.Module, C: int, N: int, num_classes: int, in_channels: int,
+                   make_cell: Callable[[int], nn.Module]) -> None:
+    """Give ``net`` the NB201 macro skeleton: ``stem``, ``cells`` (3 stages of ``N`` cells made by
+    ``make_cell(channels)``, with residual reduction blocks between stages), ``lastact``,
+    ``global_pooling`` and ``classifier``. Modules are created in the official order, so seeded
+    initialisation and state-dict keys match the official network."""
+    net.stem = nn.Sequential(
+        nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+    )
+    cells: List[nn.Module] = []
+    c = C
+    for stage in range(3):
+        if stage > 0:
+            cells.append(ResNetBasicBlock(c, 2 * c))
+            c *= 2
+        for _ in range(N):
+            cells.append(make_cell(c))
+    net.cells = nn.ModuleList(cells)
+    net.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+    net.global_pooling = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Linear(c, num_classes)
+
 class NB201Network(nn.Module):
     """The NB201 network for one cell; ``forward`` returns the logits.
 
@@ -207,22 +231,7 @@ class NB201Network(nn.Module):
         self.in_channels = in_channels
         self.input_size = input_size
 
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        cells: List[nn.Module] = []
-        c = C
-        for stage in range(3):
-            if stage > 0:
-                cells.append(ResNetBasicBlock(c, 2 * c))
-                c *= 2
-            for _ in range(N):
-                cells.append(InferCell(arch, c))
-        self.cells = nn.ModuleList(cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
+        build_backbone(self, C, N, num_classes, in_channels, lambda c: InferCell(arch, c))
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.stem(x)

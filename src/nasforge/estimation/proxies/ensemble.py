@@ -29,6 +29,7 @@ from nasforge.analysis.correlation import rankdata
 from nasforge.errors import NasforgeError
 from nasforge.estimation.base import Estimator, Measurement
 from nasforge.estimation.proxies.base import PROXIES, resolve_proxies
+from nasforge.estimation.proxies.results import draw_distinct
 from nasforge.spaces.base import SearchSpace
 
 __all__ = ["RankEnsemble", "EnsembleEstimator", "WarmStart", "proxy_warm_start", "normalized_ranks"]
@@ -205,14 +206,7 @@ def proxy_warm_start(
             raise NasforgeError(f"n_samples={n_samples} exceeds the {len(pool)} candidate architectures")
         picked = [pool[i] for i in rng.choice(len(pool), n_samples, replace=False)]
     else:
-        seen: dict[Any, None] = {}
-        for _ in range(100 * n_samples):
-            seen.setdefault(space.sample(rng), None)
-            if len(seen) == n_samples:
-                break
-        if len(seen) < n_samples:
-            raise NasforgeError(f"could not draw {n_samples} distinct architectures from space {space.name!r}")
-        picked = list(seen)
+        picked = draw_distinct(space, n_samples, rng)
     if ensemble is None:
         names = [m for m in estimator.metric_names if m in PROXIES]
         if not names:

@@ -146,6 +146,11 @@ def sample_archs(space: SearchSpace, n: int | None, seed: int = 0) -> list[Any]:
             raise NasforgeError(f"sample size {n} exceeds the {size} architectures of space {space.name!r}")
         archs = list(space)
         return [archs[i] for i in rng.permutation(size)[:n]]
+    return draw_distinct(space, n, rng)
+
+
+def draw_distinct(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Any]:
+    """``n`` distinct ``space.sample(rng)`` draws in order of first appearance (at most 100·n draws)."""
     seen: dict[Any, None] = {}
     for _ in range(100 * n):
         seen.setdefault(space.sample(rng), None)
