@@ -142,6 +142,38 @@ def test_naswot_int8_kernel_equals_the_float_kernels(torch, shape, channels_last
             assert k.dtype == torch.float64 and np.array_equal(k.numpy(), ref), method
 
 
+def test_box_pooling_is_torch_average_pooling_bit_for_bit(torch):
+    """The shifted-sum 3x3 mean equals F.avg_pool2d(count_include_pad=False) exactly, borders and
+    tiny maps included, in both layouts; the patched pools are used only outside autograd."""
+    import torch.nn.functional as F
+
+    from nasforge.estimation.proxies.measures import _box_mean3, _fast_box_pools, _is_box_pool, _unprune
+
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(128, 16, 32, 32), (7, 3, 5, 9), (2, 4, 1, 1), (3, 2, 1, 6), (4, 5, 2, 2), (5, 16, 8, 8)]:
+        for scale in (1e-3, 1.0, 1e4):
+            for dtype in (torch.float32, torch.float64):
+                x = (torch.randn(shape, generator=gen, dtype=dtype) * scale)
+                for y in (x, x.contiguous(memory_format=torch.channels_last)):
+                    ref = F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)
+                    got = _box_mean3(y)
+                    assert torch.equal(got, ref), (shape, scale, dtype)
+    box = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    assert _is_box_pool(box)
+    assert not _is_box_pool(torch.nn.AvgPool2d(3, stride=1, padding=1))  # padding counted
+    assert not _is_box_pool(torch.nn.AvgPool2d(2, stride=2))
+    net = torch.nn.Sequential(box, torch.nn.AvgPool2d(2))
+    patched = _fast_box_pools(net)
+    assert patched == [box]
+    x = torch.randn(2, 4, 6, 6, generator=gen)
+    with torch.no_grad():
+        assert torch.equal(net(x), F.avg_pool2d(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), 2))
+    x.requires_grad_(True)
+    net(x).sum().backward()  # with autograd the module's own forward runs
+    _unprune(patched)
+    assert "forward" not in box.__dict__
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_naswot_fast_path_gives_the_reference_scores(estimator, torch, channels_last):
     """int8 GEMM + pruned NB201 cells + no deep copy give exactly the former path's scores, also for

@@ -41,7 +41,8 @@ class ProxyEstimator(Estimator):
     ``nn.Module`` mapping a batch to logits (see :func:`~nasforge.estimation.proxies.score_network`),
     vectors included. ``threads`` sets ``torch.set_num_threads`` (one thread is usually fastest
     on a shared CPU). ``naswot_method`` selects the NASWOT kernel's GEMM (``int8``, default, or
-    the former ``float32``) and ``naswot_prune`` (skip NB201 cell work that cannot change a code);
+    the former ``float32``) and ``naswot_prune`` (skip NB201 cell work that cannot change a code, pool
+    few channels with exact shifted sums);
     neither changes a score, see :func:`~nasforge.estimation.proxies.score_network`.
     The network built for each measurement is scored in place (no deep copy for the last pass).
     """
