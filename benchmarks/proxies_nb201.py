@@ -396,7 +396,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                            f"{np.mean(rand):.2f} ± {np.std(rand):.2f}", f"{np.mean(oracle):.2f} ± {np.std(oracle):.2f}"])
     lines += [f"## NASWOT protocol: best-scored of N random cells, CIFAR-10 test_acc_200_full "
               f"({args.repeats} repeats, drawn from a pool of {len(pool)} scored cells)", "",
-              _md(["N", "NASWOT (ours)", "NASWOT (published)", "a random cell", "best valid_acc of the N (trained)"],
+              _md(["N", "NASWOT (ours): mean ± sd (s.e. of the mean)", "NASWOT (published): mean ± sd", "a random cell", "best valid_acc of the N (trained)"],
                   proto_rows), ""]
 
     # 4. AREA-style warm start vs plain RE ------------------------------------------------------------------
@@ -473,7 +473,9 @@ def cmd_naswot_all(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     path = Path(args.file) if args.file else out / "proxies_nb201_c10_naswot_cl.csv"
-    nw = read_results(path)
+    # rows in a fixed order (by cell string): worker shards are merged in completion order, and the
+    # protocol's draws index rows, so the same scores must give the same draws however the file was written
+    nw = read_results(path).sort_index()
     bench = load_benchmark("nb201:cifar10", data_dir=args.data_dir)
     scores = nw["naswot"].to_numpy(float)
     metric = {m: np.array([bench.query(a, m) for a in nw.index]) for m in ("valid_acc", "test_acc", "test_acc_full")}
@@ -505,12 +507,13 @@ def cmd_naswot_all(args: argparse.Namespace) -> None:
         pub = NASWOT_PUBLISHED.get(n)
         rep["protocol"][n] = {k: [float(np.mean(v)), float(np.std(v))]
                               for k, v in (("naswot", picked), ("random", rand), ("best_valid", oracle))}
-        proto.append([str(n), f"{np.mean(picked):.2f} ± {np.std(picked):.2f}",
+        se = np.std(picked) / np.sqrt(len(picked))
+        proto.append([str(n), f"{np.mean(picked):.2f} ± {np.std(picked):.2f} (s.e. {se:.2f})",
                       f"{pub[0]:.2f} ± {pub[1]:.2f}" if pub else "–", f"{np.mean(rand):.2f} ± {np.std(rand):.2f}",
                       f"{np.mean(oracle):.2f} ± {np.std(oracle):.2f}"])
     lines += [f"## NASWOT protocol: best-scored of N random cells, CIFAR-10 test_acc_200_full ({args.repeats} "
               f"repeats, drawn from {len(nw)} scored cells)", "",
-              _md(["N", "NASWOT (ours)", "NASWOT (published)", "a random cell", "best valid_acc of the N (trained)"],
+              _md(["N", "NASWOT (ours): mean ± sd (s.e. of the mean)", "NASWOT (published): mean ± sd", "a random cell", "best valid_acc of the N (trained)"],
                   proto), ""]
     runs = path.with_name(path.name + ".runs.jsonl")
     if runs.exists():
