@@ -254,6 +254,35 @@ def _md(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _best_of_n(scores: np.ndarray, valid: np.ndarray, test: np.ndarray,
+               repeats: int) -> tuple[dict[int, dict[str, list[float]]], str]:
+    """NASWOT's protocol: ``repeats`` draws of N cells (N = 10, 100, 1000, seeded), the test accuracy of
+    the best-scored one, of a random one and of the best-validation one (trained). Returns
+    ``{N: {"naswot"|"random"|"best_valid": [mean, sd]}}`` and the markdown table (published beside)."""
+    rng = np.random.default_rng(0)
+    protocol: dict[int, dict[str, list[float]]] = {}
+    rows = []
+    for n in (10, 100, 1000):
+        if n > len(scores):
+            continue
+        picked, rand, oracle = [], [], []
+        for _ in range(repeats):
+            idx = rng.choice(len(scores), n, replace=False)
+            picked.append(test[idx[np.argmax(scores[idx])]])
+            rand.append(test[idx[0]])
+            oracle.append(test[idx[np.argmax(valid[idx])]])
+        protocol[n] = {k: [float(np.mean(v)), float(np.std(v))]
+                       for k, v in (("naswot", picked), ("random", rand), ("best_valid", oracle))}
+        pub = NASWOT_PUBLISHED.get(n)
+        se = np.std(picked) / np.sqrt(len(picked))
+        rows.append([str(n), f"{np.mean(picked):.2f} ± {np.std(picked):.2f} (s.e. {se:.2f})",
+                     f"{pub[0]:.2f} ± {pub[1]:.2f}" if pub else "–", f"{np.mean(rand):.2f} ± {np.std(rand):.2f}",
+                     f"{np.mean(oracle):.2f} ± {np.std(oracle):.2f}"])
+    table = _md(["N", "NASWOT (ours): mean ± sd (s.e. of the mean)", "NASWOT (published): mean ± sd",
+                 "a random cell", "best valid_acc of the N (trained)"], rows)
+    return protocol, table
+
+
 def _search_curves(bench, space, seeds, budget, initial_for):
     from nasforge.analysis.anytime import incumbent_curve
     from nasforge.strategies import RegularizedEvolution
@@ -375,29 +404,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     scores = pool.to_numpy(float)
     test_full = acc(pool.index, "test_acc_full")
     valid = acc(pool.index, "valid_acc")
-    rng = np.random.default_rng(0)
-    proto_rows = []
-    report["naswot_protocol"] = {"pool": int(len(pool))}
-    for n in (10, 100, 1000):
-        if n > len(pool):
-            continue
-        picked, rand, oracle = [], [], []
-        for _ in range(args.repeats):
-            idx = rng.choice(len(pool), n, replace=False)
-            picked.append(test_full[idx[np.argmax(scores[idx])]])
-            rand.append(test_full[idx[0]])
-            oracle.append(test_full[idx[np.argmax(valid[idx])]])
-        pub = NASWOT_PUBLISHED.get(n)
-        report["naswot_protocol"][n] = {"naswot": [float(np.mean(picked)), float(np.std(picked))],
-                                        "random": [float(np.mean(rand)), float(np.std(rand))],
-                                        "best_valid": [float(np.mean(oracle)), float(np.std(oracle))]}
-        proto_rows.append([str(n), f"{np.mean(picked):.2f} ± {np.std(picked):.2f}",
-                           f"{pub[0]:.2f} ± {pub[1]:.2f}" if pub else "–",
-                           f"{np.mean(rand):.2f} ± {np.std(rand):.2f}", f"{np.mean(oracle):.2f} ± {np.std(oracle):.2f}"])
+    protocol, table = _best_of_n(scores, valid, test_full, args.repeats)
+    report["naswot_protocol"] = {"pool": int(len(pool)), **protocol}
     lines += [f"## NASWOT protocol: best-scored of N random cells, CIFAR-10 test_acc_200_full "
-              f"({args.repeats} repeats, drawn from a pool of {len(pool)} scored cells)", "",
-              _md(["N", "NASWOT (ours): mean ± sd (s.e. of the mean)", "NASWOT (published): mean ± sd", "a random cell", "best valid_acc of the N (trained)"],
-                  proto_rows), ""]
+              f"({args.repeats} repeats, drawn from a pool of {len(pool)} scored cells)", "", table, ""]
 
     # 4. AREA-style warm start vs plain RE ------------------------------------------------------------------
     seeds = range(args.search_seeds)
@@ -492,29 +502,9 @@ def cmd_naswot_all(args: argparse.Namespace) -> None:
     lines = [f"## NASWOT over {len(nw)} NB201 cells (CIFAR-10; {n_inf} cells score -inf and rank lowest)", "",
              _md(["vs", "Spearman rho (all)", "Kendall tau (all)", "rho (finite scores only)", "tau (finite only)"],
                  rows), ""]
-    rng = np.random.default_rng(0)
-    proto = []
-    test_full, valid = metric["test_acc_full"], metric["valid_acc"]
-    for n in (10, 100, 1000):
-        if n > len(nw):
-            continue
-        picked, rand, oracle = [], [], []
-        for _ in range(args.repeats):
-            idx = rng.choice(len(nw), n, replace=False)
-            picked.append(test_full[idx[np.argmax(scores[idx])]])
-            rand.append(test_full[idx[0]])
-            oracle.append(test_full[idx[np.argmax(valid[idx])]])
-        pub = NASWOT_PUBLISHED.get(n)
-        rep["protocol"][n] = {k: [float(np.mean(v)), float(np.std(v))]
-                              for k, v in (("naswot", picked), ("random", rand), ("best_valid", oracle))}
-        se = np.std(picked) / np.sqrt(len(picked))
-        proto.append([str(n), f"{np.mean(picked):.2f} ± {np.std(picked):.2f} (s.e. {se:.2f})",
-                      f"{pub[0]:.2f} ± {pub[1]:.2f}" if pub else "–", f"{np.mean(rand):.2f} ± {np.std(rand):.2f}",
-                      f"{np.mean(oracle):.2f} ± {np.std(oracle):.2f}"])
+    rep["protocol"], table = _best_of_n(scores, metric["valid_acc"], metric["test_acc_full"], args.repeats)
     lines += [f"## NASWOT protocol: best-scored of N random cells, CIFAR-10 test_acc_200_full ({args.repeats} "
-              f"repeats, drawn from {len(nw)} scored cells)", "",
-              _md(["N", "NASWOT (ours): mean ± sd (s.e. of the mean)", "NASWOT (published): mean ± sd", "a random cell", "best valid_acc of the N (trained)"],
-                  proto), ""]
+              f"repeats, drawn from {len(nw)} scored cells)", "", table, ""]
     runs = path.with_name(path.name + ".runs.jsonl")
     if runs.exists():
         rep["runs"] = [json.loads(line) for line in runs.read_text().splitlines() if line.strip()]
