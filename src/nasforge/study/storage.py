@@ -409,14 +409,14 @@ class _RDBTx(StudyTx):
         self.seq, self.next_number = seq, next_number
         self._dirty = False
 
+    def _rows(self, name: str, **params: Any) -> list[Any]:
+        return self.conn.execute(self.s._q[name], {"sid": self.sid, **params}).all()
+
     def events(self, after: int) -> list[tuple[int, str, Trial]]:
         if after >= self.seq:
             return []
-        sa, t = self.s._sa, self.s.t_trials
-        rows = self.conn.execute(sa.select(t).where(
-            (t.c.study_id == self.sid) & ((t.c.ask_seq > after) | (t.c.tell_seq > after)))).all()
         out: list[tuple[int, str, Trial]] = []
-        for r in rows:
+        for r in self._rows("events", after=after):
             trial = self.s._trial(r)
             if r.ask_seq is not None and r.ask_seq > after:
                 out.append((r.ask_seq, "ask", trial))
@@ -426,13 +426,9 @@ class _RDBTx(StudyTx):
         return out
 
     def counts(self) -> tuple[int, int, float]:
-        sa, t = self.s._sa, self.s.t_trials
-        rows = self.conn.execute(
-            sa.select(t.c.state, sa.func.count(), sa.func.sum(t.c.cost)).where(t.c.study_id == self.sid)
-            .group_by(t.c.state)).all()
         fin = act = 0
         spent = 0.0
-        for state, n, cost in rows:
+        for state, n, cost in self._rows("counts"):
             st = TrialState(state)
             if st.finished:
                 fin += n
@@ -447,41 +443,38 @@ class _RDBTx(StudyTx):
         if event:
             self.seq += 1
             trial.ask_seq = self.seq
-        self.conn.execute(self.s.t_trials.insert().values(study_id=self.sid, number=trial.number,
-                                                          **self.s._values(trial)))
+        self.conn.execute(self.s._q["insert"], {"study_id": self.sid, "number": trial.number,
+                                                **self.s._values(trial)})
         self._dirty = True
 
     def update(self, trial: Trial, event: bool = False) -> None:
         if event:
             self.seq += 1
             trial.tell_seq = self.seq
-        t = self.s.t_trials
-        self.conn.execute(t.update().where((t.c.study_id == self.sid) & (t.c.number == trial.number))
-                          .values(**self.s._values(trial)))
+        self.conn.execute(self.s._q["update"], {"sid": self.sid, "num": trial.number,
+                                                **{f"v_{k}": v for k, v in self.s._values(trial).items()}})
         self._dirty = True
 
     def get(self, number: int) -> Trial | None:
-        sa, t = self.s._sa, self.s.t_trials
-        r = self.conn.execute(sa.select(t).where((t.c.study_id == self.sid) & (t.c.number == number))).first()
-        return None if r is None else self.s._trial(r)
+        rows = self._rows("get", num=number)
+        return self.s._trial(rows[0]) if rows else None
+
+    def owner(self, number: int) -> tuple[TrialState, str | None, int | None, int | None] | None:
+        rows = self._rows("owner", num=number)
+        return (TrialState(rows[0][0]),) + tuple(rows[0][1:]) if rows else None  # type: ignore[return-value]
 
     def claim_waiting(self, worker: str) -> Trial | None:
-        sa, t = self.s._sa, self.s.t_trials
-        r = self.conn.execute(sa.select(t).where((t.c.study_id == self.sid) & (t.c.state == "waiting"))
-                              .order_by(t.c.number).limit(1)).first()
-        if r is None:
+        rows = self._rows("waiting")
+        if not rows:
             return None
-        trial = self.s._trial(r)
+        trial = self.s._trial(rows[0])
         now = time.time()
         trial.state, trial.worker, trial.started, trial.heartbeat = TrialState.RUNNING, worker, now, now
         self.update(trial)
         return trial
 
     def running(self) -> list[Trial]:
-        sa, t = self.s._sa, self.s.t_trials
-        rows = self.conn.execute(sa.select(t).where((t.c.study_id == self.sid) & (t.c.state == "running"))
-                                 .order_by(t.c.number)).all()
-        return [self.s._trial(r) for r in rows]
+        return [self.s._trial(r) for r in self._rows("running")]
 
 
 class RDBStorage(Storage):
@@ -561,6 +554,7 @@ class RDBStorage(Storage):
             sa.Index("ix_nasforge_trials_state", "study_id", "state"),
         )
         self._md = md
+        self._q = self._statements()
         try:
             self._prepare()
         except NasforgeError:
@@ -571,6 +565,27 @@ class RDBStorage(Storage):
             raise NasforgeError(f"cannot open storage {url!r}: {_first_line(exc)}") from None
         self._local = threading.local()
         self._conns: list[Any] = []
+
+    def _statements(self) -> dict[str, Any]:
+        """The statements of the hot path, built once (SQLAlchemy then caches their compilation)."""
+        sa, t, s = self._sa, self.t_trials, self.t_studies
+        sid, num = sa.bindparam("sid"), sa.bindparam("num")
+        mine = t.c.study_id == sid
+        cols = [c.name for c in t.columns if c.name not in ("study_id", "number")]
+        lock = sa.select(s.c.seq, s.c.next_number).where(s.c.id == sid)
+        return {
+            "lock": lock if self.dialect == "sqlite" else lock.with_for_update(),
+            "bump": s.update().where(s.c.id == sid).values(seq=sa.bindparam("seq"), next_number=sa.bindparam("nn")),
+            "events": sa.select(t).where(mine & ((t.c.ask_seq > sa.bindparam("after"))
+                                                 | (t.c.tell_seq > sa.bindparam("after")))),
+            "counts": sa.select(t.c.state, sa.func.count(), sa.func.sum(t.c.cost)).where(mine).group_by(t.c.state),
+            "insert": t.insert(),
+            "update": t.update().where(mine & (t.c.number == num)).values({c: sa.bindparam(f"v_{c}") for c in cols}),
+            "get": sa.select(t).where(mine & (t.c.number == num)),
+            "owner": sa.select(t.c.state, t.c.worker, t.c.ask_seq, t.c.retry_of).where(mine & (t.c.number == num)),
+            "waiting": sa.select(t).where(mine & (t.c.state == "waiting")).order_by(t.c.number).limit(1),
+            "running": sa.select(t).where(mine & (t.c.state == "running")).order_by(t.c.number),
+        }
 
     # --- schema ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -744,7 +759,6 @@ class RDBStorage(Storage):
     def lock(self, study_id: int) -> Iterator[StudyTx]:
         """One exclusive transaction on the study. The body must be idempotent up to the first
         write (a transient lock error before the body runs is retried; during it, it is raised)."""
-        sa, s = self._sa, self.t_studies
         conn = self._connection()
         delay = 0.01
         row = trans = None
@@ -753,10 +767,7 @@ class RDBStorage(Storage):
                 conn.info["immediate"] = True
             try:
                 trans = conn.begin()
-                q = sa.select(s.c.seq, s.c.next_number).where(s.c.id == study_id)
-                if self.dialect != "sqlite":
-                    q = q.with_for_update()
-                row = conn.execute(q).first()
+                row = conn.execute(self._q["lock"], {"sid": study_id}).first()
                 break
             except self._sa.exc.DBAPIError as exc:
                 if trans is not None and trans.is_active:
@@ -774,7 +785,7 @@ class RDBStorage(Storage):
         try:
             yield tx
             if tx._dirty:
-                conn.execute(s.update().where(s.c.id == study_id).values(seq=tx.seq, next_number=tx.next_number))
+                conn.execute(self._q["bump"], {"sid": study_id, "seq": tx.seq, "nn": tx.next_number})
             trans.commit()
         except self._sa.exc.DBAPIError as exc:
             trans.rollback()
