@@ -100,3 +100,73 @@ def test_bad_input_is_one_line_exit_2(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, messages",
+    [
+        (["search", "--executor", "nope", "--storage", ":memory:"], ["--executor", "'nope'", "thread", "process", "ray"]),
+        (["search", "--workers", "0", "--storage", ":memory:"], ["--workers", "'0'", ">= 1"]),
+        (["search", "--workers", "two", "--storage", ":memory:"], ["--workers", "'two'"]),
+        (["search", "--executor", "thread", "--ray-address", "ray://head:10001", "--storage", ":memory:"],
+         ["--ray-address needs --executor ray"]),
+    ],
+)
+def test_bad_run_options_are_one_line_exit_2(args, messages):
+    proc = subprocess.run([sys.executable, "-m", "nasforge", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert all(m in proc.stderr for m in messages), proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ([], {"n_workers": 1, "executor": None, "ray_address": None}),
+        (["--workers", "3"], {"n_workers": 3, "executor": "process", "ray_address": None}),
+        (["--workers", "2", "--executor", "thread"], {"n_workers": 2, "executor": "thread", "ray_address": None}),
+        (["--executor", "process"], {"n_workers": 1, "executor": "process", "ray_address": None}),
+        (["--workers", "4", "--ray-address", "ray://head:10001"],
+         {"n_workers": 4, "executor": "ray", "ray_address": "ray://head:10001"}),
+    ],
+)
+def test_run_options_reach_optimize(monkeypatch, capsys, data_dir, options, expected):
+    from nasforge.study import Study
+
+    seen = {}
+
+    def optimize(self, strategy, estimator, **kwargs):
+        seen.update(kwargs)
+        return self
+
+    monkeypatch.setattr(Study, "optimize", optimize)
+    code, _, err = run(capsys, "search", "--benchmark", "nb201:cifar10", "--storage", ":memory:", "--quiet",
+                       "--data-dir", str(data_dir), *options)
+    assert code == 0, err
+    assert {k: seen[k] for k in expected} == expected
+
+
+def test_parallel_search_resumes_with_other_workers(tmp_path, capsys, data_dir):
+    from nasforge.study import load_study
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    common = ["--storage", url, "--quiet", "--data-dir", str(data_dir)]
+    code, out, err = run(capsys, "search", "--benchmark", "nb201:cifar10", "--strategy", "random", "--budget", "12",
+                         "--workers", "3", "--executor", "thread", "--study", "par", *common)
+    assert code == 0, err
+    assert "3 worker(s) (thread)" in out and "12 new trial(s)" in out
+    # how evaluations ran is not part of the study: another process may resume it with other workers
+    settings = load_study("par", url).config["search"]
+    assert not {"workers", "n_workers", "executor", "ray_address"} & set(settings)
+    code, out, err = run(capsys, "search", "--study", "par", "--budget", "20", *common)
+    assert code == 0, err
+    assert "resuming: 12 trial(s) already done" in out and "8 new trial(s)" in out
+
+
+def test_cli_constants_match_the_library():
+    from nasforge.cli.main import DEFAULT_DATASET, EXECUTORS
+    from nasforge.study import EXECUTORS as LIBRARY_EXECUTORS
+    from nasforge.study import task
+
+    assert DEFAULT_DATASET == task.DEFAULT_DATASET
+    assert set(EXECUTORS) <= set(LIBRARY_EXECUTORS)

@@ -21,22 +21,18 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nasforge.cli.task import build_task
     from nasforge.estimation.export import example_input, export_onnx, save_trained
-    from nasforge.study import Study, get_storage
+    from nasforge.study import load_study
+    from nasforge.study.task import open_task
 
-    storage = get_storage(args.storage)
-    if args.study not in storage.study_names():
-        raise NasforgeError(f"no study {args.study!r} in {args.storage}; studies: "
-                            f"{', '.join(storage.study_names()) or 'none'}")
-    _, cfg, _ = storage.get_or_create_study(args.study, {})
+    study = load_study(args.study, args.storage)
+    cfg = study.config
     settings = cfg.get("search", {})
     if settings.get("benchmark") or not settings.get("dataset"):
         raise NasforgeError(f"study {args.study!r} searched a table ({settings.get('benchmark')}); only studies that "
                             "trained networks (--dataset) have weights to export")
     workdir = Path(args.workdir) / args.study
-    task = build_task(settings, args.data_dir, workdir)
-    study = Study(args.study, task.space, cfg["metric"], maximize=cfg["maximize"], storage=storage)
+    task = open_task(cfg, args.data_dir, workdir)
     best = study.best_trial
     if best is None:
         raise NasforgeError(f"study {args.study!r} has no complete trial to export")

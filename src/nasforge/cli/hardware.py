@@ -46,9 +46,11 @@ def true_front(bench: Any, metrics: list[str], directions: list[bool], fidelity:
     return Y[pareto_mask(Y, directions)], Y
 
 
-def print_front(study: Any, bench: Any = None, report: str | None = None, plot: str | None = None) -> None:
+def print_front(study: Any, bench: Any = None, report: str | None = None, plot: str | None = None,
+                constraints: Any = None) -> None:
     """Print a multi-objective study's Pareto front; with a table, the true front's hypervolume
-    fraction (objectives normalised by the table's range, reference point 1.1); optionally plot."""
+    fraction (objectives normalised by the table's range, reference point 1.1; only architectures
+    feasible under ``constraints``, default the study's); optionally plot."""
     import numpy as np
 
     from nasforge.analysis.pareto import hypervolume_fraction, plot_front
@@ -70,7 +72,8 @@ def print_front(study: Any, bench: Any = None, report: str | None = None, plot: 
     truth, everything = None, None
     if bench is not None and all(m in bench.metrics_at(None) for m in metrics):
         fid = front[0].fidelity if front[0].fidelity in (bench.fidelities or ()) else None
-        truth, everything = true_front(bench, metrics, dirs, fid, getattr(study, "constraints", None))
+        cons = constraints if constraints is not None else getattr(study, "constraints", None)
+        truth, everything = true_front(bench, metrics, dirs, fid, cons)
         lo, hi = everything.min(axis=0), everything.max(axis=0)
         frac = hypervolume_fraction(points, truth, dirs, lo, hi)
         print(f"hypervolume: {frac:.4f} of the true front's ({len(truth)} architectures on it; objectives normalised "
@@ -90,25 +93,21 @@ def cmd_front(args: argparse.Namespace) -> int:
     from nasforge.estimation import load_benchmark
     from nasforge.estimation.constraints import bind_constraints
     from nasforge.estimation.hardware import search_energy
-    from nasforge.spaces import get_space
-    from nasforge.study import Study, get_storage
+    from nasforge.study import load_study
 
-    storage = get_storage(args.storage)
-    names = storage.study_names()
-    if args.study not in names:
-        raise NasforgeError(f"no study {args.study!r} in {args.storage}; studies: {', '.join(names) or 'none'}")
-    _, cfg, _ = storage.get_or_create_study(args.study, {})
+    study = load_study(args.study, args.storage)
+    cfg = study.config
     search = cfg.get("search", {})
     bench = None
     spec = args.benchmark or search.get("benchmark")
     if spec:
         bench = load_benchmark(spec, data_dir=args.data_dir)
-    space = bench.space if bench is not None else get_space(cfg["space"])
-    cons = bind_constraints(cfg.get("constraints"), space, bench, None, args.data_dir) if bench is not None else None
-    study = Study(args.study, space, cfg["metric"], maximize=cfg["maximize"], storage=storage, constraints=cons)
+    cons = (bind_constraints(cfg.get("constraints"), bench.space, bench, None, args.data_dir)
+            if bench is not None else None)
     print(study.summary())
     if study.is_multi_objective:
-        print_front(study, bench, args.report or (bench.report_metric if bench is not None else None), args.plot)
+        print_front(study, bench, args.report or (bench.report_metric if bench is not None else None), args.plot,
+                    constraints=cons)
     elif args.plot:
         raise NasforgeError(f"study {args.study!r} has one objective ({study.metric}); a front needs two")
     power = args.power_watts if args.power_watts is not None else cfg.get("power_watts")
@@ -132,13 +131,12 @@ def cmd_mosearch(args: argparse.Namespace) -> int:
     from nasforge.estimation.constraints import bind_constraints
     from nasforge.estimation.hardware import EnergyMeter, search_energy
     from nasforge.strategies import ALIASES, MULTI_OBJECTIVE, get_strategy
-    from nasforge.study import Study, get_storage
+    from nasforge.study import create_study, get_storage, load_study
 
     storage = get_storage(args.storage)
     stored: dict[str, Any] = {}
     if args.study and args.study in storage.study_names():
-        _, cfg, _ = storage.get_or_create_study(args.study, {})
-        stored = cfg.get("mosearch", {})
+        stored = load_study(args.study, storage).config.get("mosearch", {})
     given = {"benchmark": args.benchmark, "objectives": args.objective, "strategy": args.strategy, "seed": args.seed,
              "params": _parse_params(args.param) if args.param else None, "constraints": args.constraint,
              "power_watts": args.power_watts}
@@ -170,7 +168,8 @@ def cmd_mosearch(args: argparse.Namespace) -> int:
     config = {"mosearch": settings, "search": {"benchmark": settings["benchmark"]}}
     if settings["power_watts"] is not None:
         config["power_watts"] = settings["power_watts"]
-    study = Study(name, bench.space, metrics, maximize=dirs, storage=storage, config=config, constraints=cons)
+    study = create_study(name, bench.space, metrics, maximize=dirs, storage=storage, config=config, constraints=cons,
+                         load_if_exists=True)
     if strategy_name not in MULTI_OBJECTIVE:
         print(f"note: {strategy.name!r} is a single-objective strategy; it optimises {metrics[0]} only")
     done = len(study.finished_trials)

@@ -14,7 +14,7 @@ from nasforge import __version__
 from nasforge.errors import NasforgeError
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
-DEFAULT_DATASET = "digits"
+DEFAULT_DATASET = "digits"  # = nasforge.study.task.DEFAULT_DATASET (not imported: parsing stays light)
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -56,14 +56,13 @@ def _maximize(bench: Any, metric: str, direction: str | None) -> bool:
 
 
 # --- search -----------------------------------------------------------------------------------
-SEARCH_KEYS = ("benchmark", "dataset", "space", "strategy", "seed", "metric", "direction", "fidelity", "params",
-               "constraints",
-               "epochs", "C", "N", "optimizer", "lr", "batch_size", "weight_decay", "label_smoothing", "n_train")
+#: how a search runs its evaluations (not stored: processes sharing a study may differ)
+EXECUTORS = ("thread", "process", "ray")
 
 
-def _settings(args: argparse.Namespace, stored: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """Merge the command's options with a stored study's settings (conflicts are errors)."""
-    from nasforge.cli.task import TRAINING_DEFAULTS
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The search settings the command line gives (``None``: not given)."""
+    from nasforge.study.task import SEARCH_KEYS
 
     given = {k: getattr(args, k, None) for k in SEARCH_KEYS}
     given["params"] = _parse_params(args.param) if args.param else None
@@ -73,79 +72,68 @@ def _settings(args: argparse.Namespace, stored: dict[str, Any], name: str | None
         given["params"] = {**(given["params"] or {}), "kernel": args.kernel}
     if given["benchmark"] is not None and given["dataset"] is not None:
         raise NasforgeError("give either --benchmark (a table) or --dataset (real training), not both")
-    settings: dict[str, Any] = {"strategy": "re", "seed": 0, "params": {}}
-    if not stored and given["benchmark"] is None and given["dataset"] is None:
-        given["dataset"] = DEFAULT_DATASET
-    for key in SEARCH_KEYS:
-        if given[key] is not None:
-            if key in stored and stored[key] != given[key]:
-                raise NasforgeError(
-                    f"study {name!r} was created with {key}={stored[key]!r}; it cannot resume with "
-                    f"{key}={given[key]!r} (omit the option to use the stored value, or pick a new --study)"
-                )
-            settings[key] = given[key]
-        elif key in stored:
-            settings[key] = stored[key]
-    if settings.get("dataset") and not settings.get("benchmark"):
-        for k, v in TRAINING_DEFAULTS.items():
-            settings.setdefault(k, v)
-        settings.setdefault("space", "nb201")
-    return {k: v for k, v in settings.items() if v is not None or k in ("metric", "direction", "fidelity")}
+    return given
 
 
-def _strategy_settings(settings: dict[str, Any], task: Any) -> dict[str, Any]:
-    """Strategy keyword settings; multi-fidelity schedulers get rungs from the estimator."""
-    from nasforge.strategies import ALIASES, MULTI_FIDELITY
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How evaluations run: workers, executor and Ray address (``Study.optimize`` keywords)."""
+    executor, address = args.executor, args.ray_address
+    if address is not None:
+        if executor not in (None, "ray"):
+            raise NasforgeError(f"--ray-address needs --executor ray, not --executor {executor}")
+        executor = "ray"
+    if executor is None and args.workers > 1:
+        executor = "process"
+    return {"n_workers": args.workers, "executor": executor, "ray_address": address}
 
-    params = dict(settings["params"])
-    name = ALIASES.get(settings["strategy"], settings["strategy"])
-    if name in MULTI_FIDELITY and not {"rungs", "min_fidelity", "max_fidelity"} & set(params):
-        fids = task.estimator.fidelities
-        if not fids or len(fids) < 2:
-            raise NasforgeError(f"strategy {name!r} needs an estimator with several fidelities; {task.label} has none")
-        if task.table is not None:
-            params["rungs"] = list(fids)
-        else:
-            params.update(min_fidelity=1, max_fidelity=fids[-1])
-    return params
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number >= 1")
+    return value
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nasforge.cli.task import build_task
+    from nasforge.estimation.constraints import bind_constraints
     from nasforge.strategies import get_strategy
-    from nasforge.study import Study, get_storage
+    from nasforge.study import create_study, get_storage, load_study
+    from nasforge.study.task import build_task, merge_settings, strategy_settings
 
+    given = _given_settings(args)
+    run = _run_options(args)
     storage = get_storage(args.storage)
     name = args.study
     stored: dict[str, Any] = {}
     if name is not None and name in storage.study_names():
-        _, cfg, _ = storage.get_or_create_study(name, {})
-        stored = cfg.get("search", {})
-    settings = _settings(args, stored, name)
+        stored = load_study(name, storage).config.get("search", {})
+    settings = merge_settings(given, stored, name)
     label = settings.get("benchmark") or settings.get("dataset")
     if name is None:
         name = f"{settings['strategy']}-{str(label).replace(':', '-').replace('/', '_')}-seed{settings['seed']}"
     workdir = Path(args.workdir) / name
     task = build_task(settings, args.data_dir, workdir)
-    from nasforge.estimation.constraints import bind_constraints
-
     cons = bind_constraints(settings.get("constraints"), task.space, task.table, task.estimator, args.data_dir)
     strategy = get_strategy(settings["strategy"], task.space, seed=settings["seed"], fidelity=settings.get("fidelity"),
-                            feasible=cons, **_strategy_settings(settings, task))
+                            feasible=cons, **strategy_settings(settings, task))
     settings.update(metric=task.metric, direction="max" if task.maximize else "min")
-    study = Study(name, task.space, task.metric, maximize=task.maximize, storage=storage, config={"search": settings},
-                  constraints=cons)
+    study = create_study(name, task.space, task.metric, maximize=task.maximize, storage=storage,
+                         config={"search": settings}, constraints=cons, load_if_exists=True)
     done = len(study.finished_trials)
     report = args.report or task.report
     budget = args.budget if args.budget is not None else (100 if task.table is not None else 40)
     print(f"study {name!r} ({args.storage}): {strategy!r}")
     print(f"{task.description}; selecting by {task.metric} ({'max' if task.maximize else 'min'}), reporting "
-          f"{report}; budget {budget} trials" + (f" or cost {args.max_cost:g}" if args.max_cost else ""))
+          f"{report}; budget {budget} trials" + (f" or cost {args.max_cost:g}" if args.max_cost else "")
+          + (f"; {run['n_workers']} worker(s) ({run['executor']})" if run["executor"] else ""))
     if done:
         print(f"resuming: {done} trial(s) already done" + (
             f", {study.n_interrupted} interrupted trial(s) will be re-run" if study.n_interrupted else ""))
     t0 = time.perf_counter()
-    study.optimize(strategy, task.estimator, n_trials=budget, max_cost=args.max_cost, progress=not args.quiet)
+    study.optimize(strategy, task.estimator, n_trials=budget, max_cost=args.max_cost, progress=not args.quiet, **run)
     seconds = time.perf_counter() - t0
     print(f"{len(study.finished_trials) - done} new trial(s) in {seconds:.2f} s")
     _print_result(study, task.table, report)
@@ -192,12 +180,11 @@ def _print_result(study: Any, bench: Any, report: str | None, top: int = 5) -> N
 # --- show -------------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
     from nasforge.estimation import load_benchmark
-    from nasforge.spaces import get_space
-    from nasforge.study import Study, get_storage
+    from nasforge.study import get_storage, load_study
 
     storage = get_storage(args.storage)
-    names = storage.study_names()
     if args.study is None:
+        names = storage.study_names()
         if not names:
             print(f"no studies in {args.storage}")
             return 0
@@ -205,21 +192,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         for n in names:
             print(f"  {n}")
         return 0
-    if args.study not in names:
-        raise NasforgeError(f"no study {args.study!r} in {args.storage}; studies: {', '.join(names) or 'none'}")
-    _, cfg, _ = storage.get_or_create_study(args.study, {})
-    space = get_space(cfg["space"]) if cfg["space"] != "nbgraph" else None
+    study = load_study(args.study, storage)
+    cfg = study.config
     bench = None
     spec = cfg.get("search", {}).get("benchmark")
     if spec:
         try:
             bench = load_benchmark(spec, data_dir=args.data_dir)
-            space = bench.space
         except NasforgeError as exc:
             print(f"(benchmark {spec} not available: {exc})")
-    if space is None:
-        space = get_space(cfg["space"])
-    study = Study(args.study, space, cfg["metric"], maximize=cfg["maximize"], storage=storage)
     print(study.summary())
     search = cfg.get("search")
     if search:
@@ -339,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", dest="weight_decay", type=float, default=None)
     t.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=None)
     t.add_argument("--n-train", dest="n_train", type=int, default=None, help="CIFAR-10: training images to use")
+    r = s.add_argument_group("parallel evaluation (not stored: processes sharing a --study may differ)")
+    r.add_argument("--workers", type=_positive_int, default=1,
+                   help="evaluations run at once (default 1: one at a time, in this process)")
+    r.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="where they run: threads, a process pool, or Ray (default with --workers > 1: process)")
+    r.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR",
+                   help="Ray cluster to join, e.g. ray://head:10001 (implies --executor ray)")
     s.add_argument("--workdir", default="nasforge_runs", help="checkpoints and the best network go to WORKDIR/STUDY")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     common(s)

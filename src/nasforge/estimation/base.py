@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasforge.params import Configurable
+
 
 @dataclass(slots=True)
 class Measurement:
@@ -22,8 +24,12 @@ class Measurement:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Estimator(ABC):
-    """Turns an architecture (and a fidelity) into a :class:`Measurement`."""
+class Estimator(Configurable, ABC):
+    """Turns an architecture (and a fidelity) into a :class:`Measurement`.
+
+    An estimator describes itself by its constructor arguments (``get_params()``, ``spec()``; see
+    :mod:`nasforge.params`).
+    """
 
     #: fidelities the estimator accepts, smallest first; ``None`` when it has only one
     fidelities: tuple[float, ...] | None = None

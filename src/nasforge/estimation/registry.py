@@ -6,6 +6,7 @@ import os
 
 from nasforge.errors import NasforgeError
 from nasforge.estimation.tabular import TabularBenchmark
+from nasforge.params import built_by, register
 
 FAMILIES = ("nb201", "nbgraph")
 
@@ -14,8 +15,14 @@ def load_benchmark(spec: str, data_dir: str | os.PathLike[str] | None = None) ->
     """A tabular benchmark from ``family:name`` (a bare family takes its default dataset).
 
     The result carries ``default_metric`` (what search selects by: a validation metric) and
-    ``report_metric`` (what is reported: a test metric, never used to select).
+    ``report_metric`` (what is reported: a test metric, never used to select). Its ``spec()``
+    is this call (the benchmark's name and ``data_dir``), not the table's contents.
     """
+    bench = _load(spec, data_dir)
+    return built_by(bench, load_benchmark, spec=spec, data_dir=None if data_dir is None else os.fspath(data_dir))
+
+
+def _load(spec: str, data_dir: str | os.PathLike[str] | None) -> TabularBenchmark:
     family, _, name = spec.partition(":")
     if family == "nb201":
         from nasforge.estimation.nb201_table import load_nb201
@@ -43,3 +50,6 @@ def load_benchmark(spec: str, data_dir: str | os.PathLike[str] | None = None) ->
         "(nb201 also takes a CSV path: nb201:/path/table.csv, and device metrics: nb201:cifar10+hw, "
         "or any of +latency, +pi5, +cost)"
     )
+
+
+register(load_benchmark)

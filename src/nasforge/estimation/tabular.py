@@ -71,6 +71,7 @@ class TabularBenchmark(Estimator):
         self._key = key
         self.columns = {c: np.asarray(v, dtype=float) for c, v in columns.items()}
         self.cost_metric = cost_metric
+        self._settle_params(archs=self.archs, columns=self.columns)  # no second copy of the table
         #: what a search on this table selects by, and what it reports (set by the loaders)
         self.default_metric: str | None = None
         self.report_metric: str | None = None

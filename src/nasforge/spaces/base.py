@@ -8,13 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from nasforge.params import Configurable
 
-class SearchSpace(ABC):
+
+class SearchSpace(Configurable, ABC):
     """A set of architectures with sampling, local moves, encodings and a network builder.
 
     Architectures are immutable, hashable values owned by the space; ``format`` gives their one
     canonical string and ``parse`` reads it back. Spaces hold no random state: every random
-    operation takes a ``numpy.random.Generator``.
+    operation takes a ``numpy.random.Generator``. A space describes itself by its constructor
+    arguments (``get_params()``, ``spec()``; see :mod:`nasforge.params`).
     """
 
     #: short registry name, e.g. ``"nb201"``

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import NasforgeError
+from nasforge.params import Configurable, jsonable, parameter_defaults
 from nasforge.spaces.base import SearchSpace
 
 
@@ -23,7 +24,7 @@ class Suggestion:
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-class Strategy(ABC):
+class Strategy(Configurable, ABC):
     """A seeded search strategy behind ``ask()`` / ``tell()``.
 
     ``metric`` names the measurement entry to optimise and ``maximize`` its direction; a study
@@ -37,9 +38,15 @@ class Strategy(ABC):
 
     Determinism: the same seed and the same sequence of ``tell`` results give the same sequence
     of suggestions. Studies resume by replaying the stored results through a fresh strategy.
+
+    A strategy describes itself by its constructor arguments (``get_params()``, ``spec()``; see
+    :mod:`nasforge.params`); :meth:`config` is the part of them a study stores and compares.
     """
 
     name: str = ""
+    #: constructor parameters that are not part of :meth:`config`: what a study supplies itself
+    #: (the space and the objective) and the constraint predicate (a function, not a setting)
+    NOT_CONFIG: tuple[str, ...] = ("space", "metric", "maximize", "feasible")
 
     def __init__(
         self,
@@ -85,12 +92,23 @@ class Strategy(ABC):
         """Strategy-specific bookkeeping for a result (``score`` is higher-is-better, -inf if failed)."""
 
     def config(self) -> dict[str, Any]:
-        """The constructor settings that define this strategy's trajectory (stored with studies)."""
-        return {"name": self.name, "seed": self.seed, "fidelity": self.fidelity,
-                "allow_duplicates": self.allow_duplicates, "dedup": self.dedup, **self._params()}
+        """The constructor settings that define this strategy's trajectory (stored with studies).
 
-    def _params(self) -> dict[str, Any]:
-        return {}
+        ``name``, ``seed``, ``fidelity``, ``allow_duplicates`` and ``dedup``, then every other
+        constructor parameter (as :meth:`get_params` reports it, in plain JSON data) except those
+        in :attr:`NOT_CONFIG`. A setting whose default is ``None`` is left out while it is
+        ``None``, so adding an optional setting leaves the configurations stored before unchanged.
+        """
+        params = self.get_params()
+        defaults = parameter_defaults(type(self))
+        cfg: dict[str, Any] = {"name": self.name}
+        for key in ("seed", "fidelity", "allow_duplicates", "dedup"):
+            cfg[key] = jsonable(params.pop(key), key)
+        for key, value in params.items():
+            if key in self.NOT_CONFIG or (value is None and defaults.get(key) is None):
+                continue
+            cfg[key] = jsonable(value, key)
+        return cfg
 
     # --- helpers ----------------------------------------------------------------------------
     def score(self, result: Any) -> float:
@@ -152,5 +170,9 @@ class Strategy(ABC):
         return candidates[int(self.rng.integers(len(candidates)))]
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        try:
+            settings = self.config()
+        except NasforgeError:  # a setting that is not plain data: show it as it is
+            settings = {k: v for k, v in self.get_params().items() if k not in self.NOT_CONFIG}
+        params = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k != "name")
         return f"{type(self).__name__}({params})"

@@ -60,12 +60,7 @@ class RegularizedEvolution(Strategy):
             None if initial is None else list(dict.fromkeys(space.format(space.coerce(a)) for a in initial))
         )
         self._initial = [space.coerce(t) for t in self.initial or ()]
-
-    def _params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"population_size": self.population_size, "sample_size": self.sample_size}
-        if self.initial is not None:
-            params["initial"] = list(self.initial)
-        return params
+        self._settle_params(initial=None if self.initial is None else list(self.initial))
 
     def ask(self) -> Suggestion:
         self._n_asked += 1
@@ -118,9 +113,6 @@ class LocalSearch(Strategy):
         self._restart_arch: Any = None
         self._n_init_asked = 0
         self.n_restarts = 0
-
-    def _params(self) -> dict[str, Any]:
-        return {"n_init": self.n_init}
 
     def _random(self, phase: str, wait: bool = True) -> Suggestion:
         arch = self._unique(lambda: self.space.sample(self.rng))

@@ -76,9 +76,9 @@ class _Scheduler(Strategy):
         # rung index -> {arch: score}; results arrive through tell
         self.results: list[dict[Any, float]] = [{} for _ in self.levels]
         self._base_sugs: dict[Any, Suggestion] = {}
-
-    def _params(self) -> dict[str, Any]:
-        return {"rungs": self.levels, "eta": self.eta, "base": self.base_name, "base_params": self.base_params}
+        # the levels stand for the range they were computed from (rebuilding gives the same rungs)
+        self._settle_params(rungs=list(self.levels), min_fidelity=None, max_fidelity=None,
+                            base_params=dict(self.base_params))
 
     def _new_config(self, rung: int = 0, **info: Any) -> Suggestion:
         self.base.metric, self.base.maximize = self.metric, self.maximize
@@ -153,9 +153,7 @@ class SuccessiveHalving(_Scheduler):
             raise NasforgeError(f"n_configs must be >= 1, got {n_configs}")
         self.brackets: list[_Bracket] = []
         self._n_brackets = 0
-
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "n_configs": self.n_configs}
+        self._settle_params(n_configs=self.n_configs)
 
     def _bracket_plan(self, index: int) -> tuple[int, int]:
         """(start rung, number of configs) of the ``index``-th bracket."""
@@ -221,11 +219,7 @@ class Hyperband(SuccessiveHalving):
     def __init__(self, space: SearchSpace, **kwargs: Any) -> None:
         kwargs.pop("n_configs", None)
         super().__init__(space, **kwargs)
-
-    def _params(self) -> dict[str, Any]:
-        p = super()._params()
-        p.pop("n_configs", None)
-        return p
+        self._settle_params(n_configs=None)  # each bracket has its own size: the setting is ignored
 
     def _bracket_plan(self, index: int) -> tuple[int, int]:
         k = len(self.levels)
@@ -289,9 +283,7 @@ class PASHA(ASHA):
         self.epsilon, self.percentile = epsilon, float(percentile)
         self.max_rung = 1
         self.increases: list[int] = []  # number of results told when each rung was unlocked
-
-    def _params(self) -> dict[str, Any]:
-        return {**super()._params(), "epsilon": self.epsilon, "percentile": self.percentile}
+        self._settle_params(percentile=self.percentile)
 
     def current_epsilon(self) -> float:
         if self.epsilon != "noise":

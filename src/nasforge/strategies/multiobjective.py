@@ -163,9 +163,6 @@ class NSGA2(MultiObjectiveStrategy):
         self._rank = np.zeros(0)
         self._crowd = np.zeros(0)
 
-    def _params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "crossover_prob": self.crossover_prob}
-
     def _tournament(self) -> Any:
         i, j = self.rng.integers(len(self.parents), size=2)
         better = i if (self._rank[i], -self._crowd[i]) <= (self._rank[j], -self._crowd[j]) else j
@@ -225,9 +222,6 @@ class MORegularizedEvolution(MultiObjectiveStrategy):
         self.population: deque[tuple[Any, np.ndarray]] = deque()
         self._n_asked = 0
 
-    def _params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "sample_size": self.sample_size}
-
     def ask(self) -> Suggestion:
         self._n_asked += 1
         if not self.population or (len(self.population) < self.population_size
@@ -277,9 +271,6 @@ class ChebyshevScalarization(MultiObjectiveStrategy):
         self.rho = rho
         self.population: deque[tuple[Any, np.ndarray]] = deque()
         self._n_asked = 0
-
-    def _params(self) -> dict[str, Any]:
-        return {"population_size": self.population_size, "sample_size": self.sample_size, "rho": self.rho}
 
     def ask(self) -> Suggestion:
         self._n_asked += 1

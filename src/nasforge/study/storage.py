@@ -589,14 +589,24 @@ class RDBStorage(Storage):
 
     # --- schema ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
+        """Create, check or migrate the schema, in one transaction that excludes other processes
+        doing the same (several workers may open a new database at once)."""
+        with self.engine.connect() as c:
+            if self.dialect == "sqlite":
+                c.info["immediate"] = True
+            with c.begin():
+                if self.dialect == "postgresql":
+                    c.exec_driver_sql("SELECT pg_advisory_xact_lock(20260311)")
+                self._prepare_in(c)
+
+    def _prepare_in(self, c: Any) -> None:
         sa = self._sa
-        names = set(sa.inspect(self.engine).get_table_names())
+        names = set(sa.inspect(c).get_table_names())
         if "nasforge_trials" in names and "nasforge_meta" not in names:
-            self._migrate_v1()
+            self._migrate_v1(c)
             return
         if "nasforge_meta" in names:
-            with self.engine.connect() as c:
-                row = c.execute(sa.select(self.t_meta.c.value).where(self.t_meta.c.key == "schema_version")).first()
+            row = c.execute(sa.select(self.t_meta.c.value).where(self.t_meta.c.key == "schema_version")).first()
             version = int(row.value) if row is not None else 0
             if version > SCHEMA_VERSION:
                 raise NasforgeError(
@@ -608,41 +618,39 @@ class RDBStorage(Storage):
             return
         if names & {"nasforge_studies"}:
             raise NasforgeError(f"storage {self.url!r} holds nasforge tables of an unknown layout")
-        with self.engine.begin() as c:
-            self._md.create_all(c)
-            c.execute(self.t_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        self._md.create_all(c)
+        c.execute(self.t_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 
-    def _migrate_v1(self) -> None:
+    def _migrate_v1(self, c: Any) -> None:
         """Version 1 (one process per study, no event log): add the new columns, write the log
         the serial loop implied (each finished trial asked and told in turn; interrupted trials
         were never told, and the old resume re-asked them), and a schema version."""
         sa = self._sa
-        with self.engine.begin() as c:
-            for col in ("seq INTEGER NOT NULL DEFAULT 0", "next_number INTEGER NOT NULL DEFAULT 0"):
-                c.exec_driver_sql(f"ALTER TABLE nasforge_studies ADD COLUMN {col}")
-            for col in ("ask_seq INTEGER", "tell_seq INTEGER", "retry_of INTEGER", "worker VARCHAR(128)",
-                        "heartbeat FLOAT"):
-                c.exec_driver_sql(f"ALTER TABLE nasforge_trials ADD COLUMN {col}")
-            t, s = self.t_trials, self.t_studies
-            for sid, in c.execute(sa.select(s.c.id)).all():
-                seq = 0
-                rows = c.execute(sa.select(t.c.number, t.c.state).where(t.c.study_id == sid)
-                                 .order_by(t.c.number)).all()
-                for number, state in rows:
-                    values: dict[str, Any] = {}
-                    if TrialState(state).finished:
-                        values = {"ask_seq": seq + 1, "tell_seq": seq + 2}
-                        seq += 2
-                    elif state == "running":
-                        values = {"state": "interrupted",
-                                  "error": "interrupted: the process ended before the trial finished"}
-                    if values:
-                        c.execute(t.update().where((t.c.study_id == sid) & (t.c.number == number)).values(**values))
-                nxt = rows[-1][0] + 1 if rows else 0
-                c.execute(s.update().where(s.c.id == sid).values(seq=seq, next_number=nxt))
-            self.t_meta.create(c, checkfirst=True)
-            sa.Index("ix_nasforge_trials_state", t.c.study_id, t.c.state).create(c, checkfirst=True)
-            c.execute(self.t_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        for col in ("seq INTEGER NOT NULL DEFAULT 0", "next_number INTEGER NOT NULL DEFAULT 0"):
+            c.exec_driver_sql(f"ALTER TABLE nasforge_studies ADD COLUMN {col}")
+        for col in ("ask_seq INTEGER", "tell_seq INTEGER", "retry_of INTEGER", "worker VARCHAR(128)",
+                    "heartbeat FLOAT"):
+            c.exec_driver_sql(f"ALTER TABLE nasforge_trials ADD COLUMN {col}")
+        t, s = self.t_trials, self.t_studies
+        for sid, in c.execute(sa.select(s.c.id)).all():
+            seq = 0
+            rows = c.execute(sa.select(t.c.number, t.c.state).where(t.c.study_id == sid)
+                             .order_by(t.c.number)).all()
+            for number, state in rows:
+                values: dict[str, Any] = {}
+                if TrialState(state).finished:
+                    values = {"ask_seq": seq + 1, "tell_seq": seq + 2}
+                    seq += 2
+                elif state == "running":
+                    values = {"state": "interrupted",
+                              "error": "interrupted: the process ended before the trial finished"}
+                if values:
+                    c.execute(t.update().where((t.c.study_id == sid) & (t.c.number == number)).values(**values))
+            nxt = rows[-1][0] + 1 if rows else 0
+            c.execute(s.update().where(s.c.id == sid).values(seq=seq, next_number=nxt))
+        self.t_meta.create(c, checkfirst=True)
+        sa.Index("ix_nasforge_trials_state", t.c.study_id, t.c.state).create(c, checkfirst=True)
+        c.execute(self.t_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
 
     # --- plumbing -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -74,11 +74,9 @@ class Bananas(Strategy):
         self._queue: deque[Suggestion] = deque()
         self._n_asked = 0
         self._n_fits = 0
-
-    def _params(self) -> dict[str, Any]:
-        return {"n_init": self.n_init, "k": self.k, "n_candidates": self.n_candidates, "n_parents": self.n_parents,
-                "ensemble": self.ensemble, "hidden": list(self.hidden), "epochs": self.epochs, "lr": self.lr,
-                "encoding": self.encoding, "truncate": self.truncate, "acquisition": self.acquisition}
+        self._settle_params(**{k: getattr(self, k) for k in (
+            "n_init", "k", "n_candidates", "n_parents", "ensemble", "epochs", "lr", "truncate")},
+            hidden=list(self.hidden))
 
     def ask(self) -> Suggestion:
         self._n_asked += 1

@@ -112,13 +112,9 @@ class GPBayesOpt(Strategy):
         self._n_asked = 0
         self._n_at_refit = -1
         self._n_batches = 0
-
-    def _params(self) -> dict[str, Any]:
-        return {"kernel": self.kernel_name, "acquisition": self.acquisition, "batch_size": self.batch_size,
-                "batch_method": self.batch_method, "n_init": self.n_init, "n_random": self.n_random,
-                "n_incumbents": self.n_incumbents, "n_local": self.n_local, "refit_every": self.refit_every,
-                "transform": self.transform, "beta": self.beta, "xi": self.xi, "batch_pool": self.batch_pool,
-                "dpp_temperature": self.dpp_temperature, "kernel_params": self.kernel_params}
+        self._settle_params(**{k: getattr(self, k) for k in (
+            "batch_size", "n_init", "n_random", "n_incumbents", "n_local", "refit_every", "beta", "xi", "batch_pool",
+            "dpp_temperature")}, kernel_params=dict(self.kernel_params))
 
     # --- ask / tell ------------------------------------------------------------------------------
     def ask(self) -> Suggestion:
