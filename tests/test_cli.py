@@ -170,3 +170,31 @@ def test_cli_constants_match_the_library():
 
     assert DEFAULT_DATASET == task.DEFAULT_DATASET
     assert set(EXECUTORS) <= set(LIBRARY_EXECUTORS)
+
+
+def test_bench_with_simulated_workers(capsys, data_dir):
+    args = ["bench", "--benchmark", "nb201:cifar10", "--strategies", "random,asha", "--param", "asha.rungs=[12,200]",
+            "--workers", "4", "--seeds", "3", "--at", "10,40", "--budget", "60", "--quiet", "--data-dir", str(data_dir)]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "4 simulated workers" in out and "by the simulated clock (4 workers" in out
+    assert "simulated cost (epochs)" in out
+    code, again, _ = run(capsys, *args)
+    assert again.split("runs in")[1].split("\n", 1)[1] == out.split("runs in")[1].split("\n", 1)[1]  # seeded
+    code, out, _ = run(capsys, *args[:-2], "--at-time", "100,400", "--data-dir", str(data_dir))
+    assert code == 0 and any(line.split()[:2] == ["random", "100"] for line in out.splitlines())
+    code, _, err = run(capsys, "bench", "--at-time", "100", "--data-dir", str(data_dir))
+    assert code == 2 and "--at-time reads the simulated clock" in err
+
+
+def test_two_search_commands_cooperate_on_one_study(tmp_path, data_dir):
+    url = f"sqlite:///{tmp_path / 'coop.db'}"
+    cmd = [sys.executable, "-m", "nasforge", "search", "--benchmark", "nb201:cifar10", "--strategy", "re",
+           "--budget", "150", "--storage", url, "--study", "coop", "--quiet", "--data-dir", str(data_dir)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    from nasforge.study import load_study
+
+    st = load_study("coop", url)
+    assert len(st.finished_trials) == 150 and len({t.arch for t in st.trials}) == 150
+    assert [t.number for t in st.trials] == list(range(150))

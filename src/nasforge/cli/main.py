@@ -41,6 +41,16 @@ def _int_list(text: str, what: str) -> list[int]:
     return vals
 
 
+def _float_list(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise NasforgeError(f"bad {what} {text!r}: expected comma-separated numbers") from None
+    if not vals or any(not v > 0 for v in vals):
+        raise NasforgeError(f"bad {what} {text!r}: expected positive numbers")
+    return vals
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -248,19 +258,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     total = len(strategies) * len(seeds)
     from tqdm.auto import tqdm
 
+    at_time = _float_list(args.at_time, "--at-time") if args.at_time else None
+    if at_time is not None and args.workers == 1:
+        raise NasforgeError("--at-time reads the simulated clock of --workers W > 1")
     bar = tqdm(total=total, desc="runs", disable=args.quiet, dynamic_ncols=True)
     t0 = time.perf_counter()
+    times: dict[str, list[Any]] | None = {} if args.workers > 1 else None
     curves = compare_strategies(bench.space, bench, strategies, seeds, budget, metric, report, maximize,
-                                on_run=lambda *_: bar.update(1))
+                                on_run=lambda *_: bar.update(1), n_workers=args.workers, times=times)
     bar.close()
     seconds = time.perf_counter() - t0
     table = anytime_table(curves, at)
+    workers = f", {args.workers} simulated workers" if args.workers > 1 else ""
     print(f"{bench.name}: select by {metric}, report {report}; {len(seeds)} seeds "
-          f"({seeds[0]}..{seeds[-1]}), {budget} queries per run, {total} runs in {seconds:.1f} s")
+          f"({seeds[0]}..{seeds[-1]}), {budget} queries per run{workers}, {total} runs in {seconds:.1f} s")
     opt_arch, opt = bench.optimum(bench.column(report), maximize=maximize)
     print(f"table optimum of {report}: {opt:.2f}")
-    rows = [[m, q, f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['se']:.3f}", r["n"]] for (m, q), r in table.iterrows()]
-    print(_table(["strategy", "queries", f"{report} mean ± std", "s.e.", "runs"], rows))
+    order = "queries (in order of arrival)" if args.workers > 1 else "queries"
+    rows = [[m, q, f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['se']:.3f}", int(r['n'])] for (m, q), r in table.iterrows()]
+    print(_table(["strategy", order, f"{report} mean ± std", "s.e.", "runs"], rows))
+    if times is not None:
+        from nasforge.study.compare import curves_at_times
+
+        if at_time is None:  # five points up to where every run still has results
+            horizon = min(float(t[-1]) for runs in times.values() for t in runs if len(t))
+            at_time = [horizon * k / 5 for k in range(1, 6)]
+        timed = anytime_table(curves_at_times(curves, times, at_time), range(1, len(at_time) + 1))
+        unit = "simulated seconds" if getattr(bench, "cost_metric", None) else "simulated cost (epochs)"
+        rows = [[m, f"{at_time[i - 1]:,.0f}", f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['se']:.3f}", int(r['n'])]
+                for (m, i), r in timed.iterrows()]
+        print(f"\nby the simulated clock ({args.workers} workers; each trial occupies one for its tabulated cost):")
+        print(_table(["strategy", unit, f"{report} mean ± std", "s.e.", "runs"], rows))
     if args.csv:
         table.to_csv(args.csv)
         print(f"table written to {args.csv}")
@@ -353,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", default=None)
     b.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
                    help="strategy setting, e.g. re.population_size=20")
+    b.add_argument("--workers", type=_positive_int, default=1,
+                   help="simulated parallel workers: each trial occupies one for its tabulated cost (default 1)")
+    b.add_argument("--at-time", dest="at_time", default=None,
+                   help="with --workers: simulated times of the second table (default: five up to the shortest run)")
     b.add_argument("--plot", default=None, help="write the anytime plot to this PNG")
     b.add_argument("--csv", default=None, help="write the anytime table to this CSV")
     b.add_argument("--quiet", action="store_true")
