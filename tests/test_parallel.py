@@ -357,3 +357,12 @@ def test_unreachable_ray_address_is_a_clear_error():
     with pytest.raises(NasforgeError, match="cannot connect to Ray at '127.0.0.1:1'"):
         st.optimize(get_strategy("random", SPACE), Synthetic(), n_trials=2, n_workers=2, executor="ray",
                     ray_address="127.0.0.1:1")
+
+
+def test_missing_database_driver_and_missing_ray_are_clear_errors(monkeypatch):
+    with pytest.raises(NasforgeError, match="the database driver 'pg8000' is not installed"):
+        get_storage("postgresql+pg8000://user@127.0.0.1:1/db")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    st = Study("r", SPACE, "acc")
+    with pytest.raises(NasforgeError, match=r"executor 'ray' needs Ray: pip install 'nasforge\[ray\]'"):
+        st.optimize(get_strategy("random", SPACE), Synthetic(), n_trials=2, n_workers=2, executor="ray")

@@ -60,6 +60,10 @@ class TrialState(str, Enum):
         return self in (TrialState.RUNNING, TrialState.WAITING)
 
 
+_FINISHED = frozenset((TrialState.COMPLETE, TrialState.FAILED, TrialState.PRUNED))
+_ACTIVE = frozenset((TrialState.RUNNING, TrialState.WAITING))
+
+
 @dataclass(slots=True)
 class Trial:
     """One evaluation of one architecture at one fidelity.
@@ -289,10 +293,11 @@ class _MemTx(StudyTx):
         return self.st.finished, self.st.active, self.st.spent
 
     def _account(self, t: Trial, sign: int) -> None:
-        if t.state.finished:
+        state = t.state
+        if state in _FINISHED:
             self.st.finished += sign
             self.st.spent += sign * t.cost
-        elif t.state.active:
+        elif state in _ACTIVE:
             self.st.active += sign
 
     def add(self, trial: Trial, event: bool) -> None:
