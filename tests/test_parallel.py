@@ -366,3 +366,31 @@ def test_missing_database_driver_and_missing_ray_are_clear_errors(monkeypatch):
     st = Study("r", SPACE, "acc")
     with pytest.raises(NasforgeError, match=r"executor 'ray' needs Ray: pip install 'nasforge\[ray\]'"):
         st.optimize(get_strategy("random", SPACE), Synthetic(), n_trials=2, n_workers=2, executor="ray")
+
+
+class KillsItsWorkerOnce(Synthetic):
+    """Kills the pool process that runs its third evaluation (once: a marker file remembers)."""
+
+    def __init__(self, marker):
+        super().__init__(delay=0.01)
+        self.marker, self.calls = str(marker), 0
+
+    def estimate(self, arch, fidelity=None):
+        self.calls += 1
+        if self.calls == 3 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().estimate(arch, fidelity)
+
+
+def test_a_dead_pool_worker_loses_only_its_trial(tmp_path):
+    st = Study("pool", SPACE, "acc", storage=f"sqlite:///{tmp_path / 'pool.db'}")
+    st.optimize(get_strategy("random", SPACE, seed=0), KillsItsWorkerOnce(tmp_path / "killed"), n_trials=12,
+                n_workers=2, executor="process")
+    assert (tmp_path / "killed").exists()
+    assert len(st.finished_trials) == 12 and all(t.state is TrialState.COMPLETE for t in st.finished_trials)
+    stale = [t for t in st.trials if t.state is TrialState.STALE]
+    assert 1 <= len(stale) <= 2  # the killed job, and the other job of the broken pool if it was still running
+    for t in stale:
+        assert "worker died" in t.error
+        assert [r.state for r in st.trials if r.retry_of == t.number] == [TrialState.COMPLETE]
