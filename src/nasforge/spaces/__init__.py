@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from nasforge.errors import unknown
 from nasforge.spaces.base import SearchSpace
+from nasforge.spaces.choice import ChoiceSpace, Choices
 from nasforge.spaces.nb201 import NB201Arch, NB201Space
 
-
-def _nbgraph(**kwargs: Any) -> SearchSpace:
-    from nasforge.spaces.nbgraph import NBGraphSpace
-
-    return NBGraphSpace(**kwargs)
-
-
-SPACES = {"nb201": lambda **kw: NB201Space(**kw), "nbgraph": _nbgraph}
+#: registry name -> "module:class" of the spaces that need no arguments (imported on first use)
+SPACES: dict[str, str] = {
+    "nb201": "nasforge.spaces.nb201:NB201Space",
+    "nbgraph": "nasforge.spaces.nbgraph:NBGraphSpace",
+    "darts": "nasforge.spaces.darts:DartsSpace",
+    "nb101": "nasforge.spaces.nb101:NB101Space",
+}
 
 
 def get_space(name: str, **kwargs: Any) -> SearchSpace:
-    """A search space by registry name (``nb201``, ``nbgraph``)."""
+    """A search space by registry name (``nb201``, ``nbgraph``, ``darts``, ``nb101``); user spaces
+    are built directly (:class:`ChoiceSpace`)."""
     try:
-        factory = SPACES[name]
+        module, _, cls = SPACES[name].partition(":")
     except KeyError:
         raise unknown("search space", name, sorted(SPACES)) from None
-    return factory(**kwargs)
+    return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["SearchSpace", "NB201Space", "NB201Arch", "get_space", "SPACES"]
+__all__ = ["SearchSpace", "NB201Space", "NB201Arch", "ChoiceSpace", "Choices", "get_space", "SPACES"]
