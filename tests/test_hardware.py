@@ -245,3 +245,146 @@ def test_transfer_to_an_unseen_device_from_20_samples(data_dir):
     assert r["spearman"] > 0.85 and set(pred.embedding_) == set(sources)
     learned = LearnedLatencyPredictor(SPACE, seed=0).fit([table.archs[i] for i in idx], y[idx])
     assert evaluate_predictor(y[rest], learned.predict([table.archs[i] for i in rest]))["spearman"] > 0.5
+
+
+# --- cost models owned by the spaces ----------------------------------------------------------------
+class _Data:
+    """What bind_constraints reads of a training estimator's dataset."""
+
+    def __init__(self, num_classes: int, in_channels: int, input_size: int) -> None:
+        self.num_classes, self.in_channels, self.input_size = num_classes, in_channels, input_size
+
+
+class _Trainer:
+    def __init__(self, data: _Data, net: dict) -> None:
+        self.dataset, self.net = data, net
+
+
+def test_nb201_space_cost_model_keeps_the_published_numbers():
+    from nasforge.estimation.hardware import cost_columns
+    from nasforge.spaces import nb201
+
+    assert SPACE.default_net() == {"C": 16, "N": 5, "num_classes": 10, "in_channels": 3, "input_size": 32}
+    assert SPACE.param_count(R1) == 428_346 and SPACE.flops(R1) == 58_901_130
+    assert SPACE.flops(("none",) * 6) == 7_783_050 and SPACE.flops(("nor_conv_3x3",) * 6) == 220_119_690
+    assert SPACE.flops(R1, convention="nb201+pool") == 60_215_946 and SPACE.flops(R2, convention="full") == 14_885_514
+    assert SPACE.param_count(R1, num_classes=100) == nb201_param_count(R1, num_classes=100)
+    assert nb201_flops is nb201.nb201_flops  # the old import path still works
+    rng = np.random.default_rng(3)
+    archs = [SPACE.sample(rng) for _ in range(30)]
+    cols = cost_columns(archs, SPACE, num_classes=100)
+    assert list(cols["params"]) == [nb201_param_count(a, num_classes=100) for a in archs]
+    assert list(cols["flops"]) == [nb201_flops(a, num_classes=100) for a in archs]
+    # the closed forms equal the generic fallback (build and count) of the base class
+    from nasforge.spaces.base import SearchSpace
+
+    for a in archs[:3]:
+        assert SearchSpace.param_count(SPACE, a, C=4, N=1, input_size=8) == SPACE.param_count(a, C=4, N=1)
+        assert SearchSpace.flops(SPACE, a, C=4, N=1, input_size=8) == SPACE.flops(a, C=4, N=1, input_size=8)
+    assert set(SPACE.device_tables()) == {"latency", "pi5"}
+
+
+def _choice_space():
+    from nasforge.spaces import ChoiceSpace
+
+    def builder(config, num_classes=10, in_channels=3, input_size=32):
+        layers, c = [], in_channels
+        for _ in range(config["depth"]):
+            layers += [nn.Conv2d(c, config["width"], 3, padding=1), nn.ReLU()]
+            c = config["width"]
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+
+    return ChoiceSpace({"depth": [1, 2, 3], "width": [8, 16, 64]}, builder=builder, name="tiny")
+
+
+def test_params_and_flops_constraints_on_a_user_choice_space():
+    from nasforge.estimation.constraints import bind_constraints
+
+    space = _choice_space()
+    big, small = space.parse("depth=3,width=64"), space.parse("depth=1,width=8")
+    cons = bind_constraints(["params <= 0.02e6", "flops <= 5M"], space)
+    p_big = count_params(space.build(big))
+    assert cons.values(big) == {"params": float(p_big),
+                                "flops": float(count_flops(space.build(big), (3, 32, 32)).total)}
+    assert space.param_count(big) == p_big > 20_000 and not cons(big) and cons(small)
+    # with a training estimator: the dataset's input and classes, and the estimator's settings
+    est = _Trainer(_Data(num_classes=3, in_channels=1, input_size=8), {})
+    cons2 = bind_constraints(["params <= 0.5e6", "flops < 1e9"], space, estimator=est)
+    net = space.build(big, num_classes=3, in_channels=1, input_size=8)
+    assert cons2.values(big) == {"params": float(count_params(net)),
+                                 "flops": float(count_flops(net, (1, 8, 8)).total)}
+    with pytest.raises(NasforgeError, match="space 'tiny' has no device tables.*nb201"):
+        bind_constraints(["latency_ms[pixel3] <= 20"], space)
+    with pytest.raises(NasforgeError, match="unknown metric 'size'.*available: params; flops$"):
+        bind_constraints(["size <= 3"], space)
+
+
+def test_params_and_flops_constraints_on_darts_and_nb101():
+    from nasforge.estimation.constraints import bind_constraints
+    from nasforge.spaces import get_space
+    from nasforge.spaces.nb101_net import nb101_param_count
+
+    rng = np.random.default_rng(0)
+    darts = get_space("darts")
+    est = _Trainer(_Data(10, 3, 16), {"C": 4, "layers": 5, "drop_path_prob": 0.2})
+    cons = bind_constraints(["params <= 0.2e6", "flops <= 50M"], darts, estimator=est)
+    archs = [darts.sample(rng) for _ in range(2)]
+    for a in archs:  # settings the cost model does not take (input_size, drop_path_prob) are left out
+        assert cons.values(a) == {"params": float(darts.param_count(a, C=4, layers=5, num_classes=10)),
+                                  "flops": float(darts.flops(a, C=4, layers=5, num_classes=10, input_size=16))}
+        assert cons(a) == (cons.values(a)["params"] <= 2e5 and cons.values(a)["flops"] <= 5e7)
+    assert cons.values(archs[0])["params"] == count_params(darts.build(archs[0], C=4, layers=5))
+    with pytest.raises(NasforgeError, match="space 'darts' has no device tables.*nb201"):
+        bind_constraints(["energy_mj[pi5_onnx] <= 3"], darts)
+
+    nb101 = get_space("nb101")
+    net = {"stem_channels": 8, "num_stacks": 2, "cells_per_stack": 1}
+    cons = bind_constraints(["params <= 30000", "flops < 20M"], nb101, estimator=_Trainer(_Data(10, 3, 16), net))
+    for a in [nb101.sample(rng) for _ in range(3)]:
+        model = nb101.build(a, **net, num_classes=10, in_channels=3)
+        assert cons.values(a) == {"params": float(nb101_param_count(a, **net)),
+                                  "flops": float(count_flops(model, (3, 16, 16)).total)}
+    # without an estimator: the benchmark network's own settings (128 stem channels, 3 x 3 cells)
+    a = nb101.sample(rng)
+    assert bind_constraints(["params <= 1e9"], nb101).values(a) == {"params": float(nb101_param_count(a))}
+
+
+def test_device_tables_are_asked_of_the_space(data_dir):
+    from nasforge.estimation.hardware import load_device_table, load_hardware_table, with_hardware
+    from nasforge.spaces import get_space
+
+    via_space = load_device_table(SPACE, "latency", data_dir)
+    assert via_space.name == "nb201-hw:latency" and "latency_ms[pixel3]" in via_space.columns
+    assert np.array_equal(via_space.columns["latency_ms[pixel3]"],
+                          load_hardware_table("latency", data_dir).columns["latency_ms[pixel3]"])
+    pi5 = load_device_table(SPACE, "pi5", data_dir)
+    assert {"latency_ms[pi5_onnx]", "energy_mj[pi5_litert]"} <= set(pi5.columns)
+    with pytest.raises(NasforgeError, match="unknown hardware table 'gpu'"):
+        load_device_table(SPACE, "gpu", data_dir)
+    with pytest.raises(NasforgeError, match="space 'darts' has no device tables"):
+        load_device_table(get_space("darts"), "latency", data_dir)
+    from nasforge.estimation.tabular import TabularBenchmark
+
+    space = _choice_space()
+    toy = TabularBenchmark(space, list(space), {"acc": np.arange(9.0)}, name="toy:cifar100")
+    with pytest.raises(NasforgeError, match="hardware part 'latency' of benchmark 'toy:cifar100': space 'tiny' "
+                                            "has no device tables"):
+        with_hardware(toy, ["latency"], data_dir)
+    costed = with_hardware(toy, ["cost"])  # the generic cost model: build and count
+    assert list(costed.columns["params"]) == [count_params(space.build(a)) for a in space]
+
+
+def test_cost_command_asks_the_space(capsys):
+    from nasforge.cli.main import main
+    from nasforge.spaces import get_space
+
+    darts = get_space("darts")
+    arch = darts.format(darts.sample(np.random.default_rng(1)))
+    assert main(["cost", arch, "--space", "darts", "--C", "4", "--input-size", "16", "--json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == darts.param_count(arch, C=4) and out["build"] == {"C": 4, "input_size": 16}
+    assert out["flops[nb201]"] > 0 and not any(k.startswith("latency_ms[") for k in out)
+    assert main(["cost", arch, "--space", "darts", "--N", "2"]) == 2
+    assert "space 'darts' builds networks without the setting(s) N" in capsys.readouterr().err

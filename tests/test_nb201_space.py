@@ -92,5 +92,5 @@ def test_encodings_and_graph(space):
 
 def test_registry():
     assert isinstance(get_space("nb201"), NB201Space)
-    with pytest.raises(NasforgeError, match="allowed: darts, nb101, nb201, nbgraph"):
+    with pytest.raises(NasforgeError, match="allowed: darts, macro, mbv3, nb101, nb201, nbgraph"):
         get_space("darts-xl")

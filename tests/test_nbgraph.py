@@ -305,3 +305,25 @@ def test_no_heavy_imports_at_package_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_registry_family_metrics_and_hardware_parts():
+    from nasforge.estimation import load_benchmark
+    from nasforge.estimation.constraints import ConstraintSet
+    from nasforge.estimation.registry import benchmark_families
+
+    assert "nbgraph" in benchmark_families()
+    b = load_benchmark("nbgraph")
+    assert (b.name, b.default_metric, b.report_metric) == ("nbgraph:cora", "valid_perf", "test_perf")
+    assert b.get_params()["report_metric"] == "test_perf"
+    # the NB201 device tables describe NB201 cells only; the error says so
+    with pytest.raises(NasforgeError, match="space 'nbgraph' has no device tables.*specific to the architectures "
+                                            "of space.*nb201"):
+        load_benchmark("nbgraph:cora+latency")
+    with pytest.raises(NasforgeError, match="space 'nbgraph' has no device tables"):
+        ConstraintSet(["latency_ms[pixel3] <= 3"]).bind(b.space, b)
+    with pytest.raises(NasforgeError, match="space 'nbgraph' has no parameter count"):
+        load_benchmark("nbgraph:cora+cost")
+    # the table's own columns still serve constraints
+    cons = ConstraintSet(["params <= 0.1"]).bind(b.space, b)
+    assert cons.feasible_mask(b.archs[:50]) == [v <= 0.1 for v in b.values("params")[:50]]

@@ -91,3 +91,71 @@ def test_unknown_benchmarks(tmp_path):
         load_benchmark("nb301:cifar10")
     with pytest.raises(NasforgeError, match="no NB201 table 'imagenet'"):
         load_benchmark("nb201:imagenet", data_dir=tmp_path)
+
+
+# --- benchmark families as a registry --------------------------------------------------------------
+def test_benchmark_families_are_a_registry(tmp_path):
+    import json
+
+    from nasforge.estimation.registry import benchmark_families, register_benchmark, unregister_benchmark
+    from nasforge.estimation.tabular import TabularBenchmark
+    from nasforge.params import from_spec
+    from nasforge.spaces import NB201Space
+
+    space = NB201Space()
+    archs = list(space)[:4]
+    calls = []
+
+    def toy(name, data_dir):
+        calls.append((name, data_dir))
+        return TabularBenchmark(space, archs, {"valid_acc": [1.0, 2.0, 3.0, 4.0], "test_acc": [4.0, 3.0, 2.0, 1.0]},
+                                name=f"toy:{name or 'small'}", default_metric="valid_acc", report_metric="test_acc")
+
+    assert benchmark_families()[:2] == ("nb201", "nbgraph")
+    register_benchmark("toy", toy, help="default small")
+    try:
+        b = load_benchmark("toy")
+        assert (b.name, b.default_metric, b.report_metric) == ("toy:small", "valid_acc", "test_acc")
+        assert load_benchmark("toy:big", data_dir=tmp_path).name == "toy:big" and calls[-1] == ("big", tmp_path)
+        again = from_spec(json.dumps(b.spec()))  # its spec names the registry call, which finds the family again
+        assert again.name == "toy:small" and again.report_metric == "test_acc"
+        assert "toy" in benchmark_families()
+        with pytest.raises(NasforgeError, match="benchmark family 'toy' is already registered"):
+            register_benchmark("toy", lambda n, d: b)
+        register_benchmark("toy", toy, replace=True)
+        with pytest.raises(NasforgeError, match="registered families: nb201, nbgraph, toy"):
+            load_benchmark("nope:x")
+        # hardware parts are the space's: the cost columns of a toy NB201 table
+        costed = load_benchmark("toy:x+cost")
+        assert costed.query(archs[1], "params") == space.param_count(archs[1])
+        assert costed.default_metric == "valid_acc" and costed.report_metric == "test_acc"
+    finally:
+        unregister_benchmark("toy")
+    assert "toy" not in benchmark_families()
+    with pytest.raises(NasforgeError, match="unknown benchmark 'toy:small': no family 'toy'; registered families: "
+                                            "nb201, nbgraph"):
+        load_benchmark("toy:small")
+    for bad in ("", "a:b", "a+b"):
+        with pytest.raises(NasforgeError, match="benchmark family is a non-empty name"):
+            register_benchmark(bad, toy)
+
+
+def test_loaders_pass_their_metrics_at_construction(data_dir, tmp_path):
+    from nasforge.estimation.tabular import TabularBenchmark
+
+    c10 = load_benchmark("nb201:cifar10", data_dir=data_dir)
+    assert (c10.default_metric, c10.report_metric) == ("valid_acc", "test_acc_full")
+    assert c10.get_params()["default_metric"] == "valid_acc"  # a constructor argument, not set afterwards
+    c100 = load_benchmark("nb201:cifar100", data_dir=data_dir)
+    assert (c100.default_metric, c100.report_metric) == ("valid_acc", "test_acc")
+    assert load_benchmark("nb201", data_dir=data_dir).name == "nb201:cifar10"
+    (tmp_path / "mine.csv").write_text(f"arch,valid_acc_12,valid_acc_200,test_acc_200\n{BEST},1,2,3\n")
+    own = load_benchmark(f"nb201:{tmp_path / 'mine.csv'}")
+    assert (own.name, own.default_metric, own.report_metric) == ("nb201:mine", "valid_acc", "test_acc")
+    hw = load_benchmark("nb201:cifar10+latency+cost", data_dir=data_dir)
+    assert (hw.default_metric, hw.report_metric) == ("valid_acc", "test_acc_full")
+    assert {"latency_ms[pixel3]", "params", "flops"} <= set(hw.columns) and "energy_mj[pi5_onnx]" not in hw.columns
+    small = TabularBenchmark(c10.space, c10.archs[:2], {"a": [1.0, 2.0]}, default_metric="a", report_metric="a")
+    derived = small.derive({"a": [1.0, 2.0], "b": [3.0, 4.0]}, name="small+b")
+    assert (derived.name, derived.default_metric, derived.report_metric) == ("small+b", "a", "a")
+    assert derived.derive(report_metric="b").report_metric == "b"

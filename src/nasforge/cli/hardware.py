@@ -197,14 +197,25 @@ def cmd_mosearch(args: argparse.Namespace) -> int:
 
 # --- cost of one architecture -------------------------------------------------------------------------
 def cmd_cost(args: argparse.Namespace) -> int:
-    from nasforge.estimation.hardware import FLOP_CONVENTIONS, count_flops, count_params, measure_latency
+    import inspect
+
+    from nasforge.estimation.hardware import (FLOP_CONVENTIONS, count_flops, count_params, device_tables,
+                                              load_device_table, measure_latency)
     from nasforge.spaces import get_space
 
     space = get_space(args.space)
     arch = space.parse(args.arch)
-    build = {"C": args.C, "N": args.N, "num_classes": args.num_classes, "input_size": args.input_size}
+    given = {"C": args.C, "N": args.N, "num_classes": args.num_classes, "input_size": args.input_size}
+    build = {**space.default_net(), **{k: v for k, v in given.items() if v is not None}}
+    accepted = inspect.signature(space.build).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        bad = [k for k in build if k not in accepted]
+        if bad:
+            options = ", ".join(k for k in accepted if k != "arch")
+            raise NasforgeError(f"space {space.name!r} builds networks without the setting(s) {', '.join(bad)}; "
+                                f"its settings: {options}")
     model = space.build(arch, **build)
-    shape = (3, args.input_size, args.input_size)
+    shape = space.input_shape(**build)
     out: dict[str, Any] = {"arch": space.format(arch), "build": build, "params": count_params(model)}
     for conv in FLOP_CONVENTIONS:
         out[f"flops[{conv}]"] = count_flops(model, shape, conv).total
@@ -212,15 +223,14 @@ def cmd_cost(args: argparse.Namespace) -> int:
         m = measure_latency(model, shape, batch_size=args.batch_size, backend=backend, threads=args.threads,
                             warmup=args.warmup, repeats=args.repeats)
         out[f"latency_ms[local-{backend}]"] = m.as_dict()
-    if space.name == "nb201" and (args.C, args.N, args.input_size) == (16, 5, 32):
-        try:
-            from nasforge.estimation.hardware import load_hardware_table
-
-            for which in ("latency", "pi5"):
-                t = load_hardware_table(which, args.data_dir)
-                out.update({c: float(t.columns[c][t.row(arch)]) for c in t.columns})
-        except NasforgeError as exc:
-            out["tables"] = f"not available: {exc}"
+    # published device tables of the space, where they describe the network built here
+    tables = [w for w, t in device_tables(space).items() if all(build.get(k) == v for k, v in t.net.items())]
+    try:
+        for which in tables:
+            t = load_device_table(space, which, args.data_dir)
+            out.update({c: float(t.columns[c][t.row(arch)]) for c in t.columns})
+    except NasforgeError as exc:
+        out["tables"] = f"not available: {exc}"
     if args.json:
         print(json.dumps(out, indent=1, default=str))
         return 0
@@ -271,10 +281,10 @@ def add_parser(sub: Any) -> None:
     c = sub.add_parser("cost", help="parameters, FLOPs and latency of one architecture")
     c.add_argument("arch", help="architecture string, e.g. the official NB201 string")
     c.add_argument("--space", default="nb201")
-    c.add_argument("--C", type=int, default=16)
-    c.add_argument("--N", type=int, default=5)
-    c.add_argument("--num-classes", dest="num_classes", type=int, default=10)
-    c.add_argument("--input-size", dest="input_size", type=int, default=32)
+    c.add_argument("--C", type=int, default=None, help="network width (default: the space's, e.g. 16 for nb201)")
+    c.add_argument("--N", type=int, default=None, help="cells per stage (default: the space's, e.g. 5 for nb201)")
+    c.add_argument("--num-classes", dest="num_classes", type=int, default=None, help="default: the space's (10)")
+    c.add_argument("--input-size", dest="input_size", type=int, default=None, help="default: the space's (32)")
     c.add_argument("--latency", default=None, help="measure on this machine: torch, onnxruntime or both (comma)")
     c.add_argument("--batch-size", dest="batch_size", type=int, default=1)
     c.add_argument("--threads", type=int, default=1)

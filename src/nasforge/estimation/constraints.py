@@ -3,10 +3,12 @@
 A :class:`ConstraintSet` is parsed from such strings and bound to a search space (and optionally a
 table): it then answers, *before* any evaluation, whether an architecture is feasible. Values come
 from the table's columns where it has the metric (device latency and energy, or any metric of the
-table), else from the cost model: ``params`` and ``flops`` in closed form for NB201, or by building
-the network and counting (official NB201 FLOP convention, see :mod:`nasforge.estimation.hardware`).
-For NB201 spaces, ``latency_ms[<device>]``/``energy_mj[<device>]`` are looked up in the shared
-device tables when the table lacks them.
+table), else from the space's cost model: ``params`` and ``flops`` (multiply-adds) by
+:meth:`SearchSpace.param_count` and :meth:`SearchSpace.flops` at the space's
+:meth:`~SearchSpace.default_net` (in closed form where the space has one, otherwise by building the
+network and counting, see :mod:`nasforge.spaces.counting`). ``latency_ms[<device>]`` and
+``energy_mj[<device>]`` are looked up in the space's published device tables
+(:meth:`SearchSpace.device_tables`) when the table lacks them.
 
 Strategies take the predicate as ``feasible=``: every proposal goes through ``Strategy.is_new``,
 so infeasible architectures are never suggested (random sampling rejects them, mutation proposes
@@ -107,8 +109,9 @@ class ConstraintSet:
              data_dir: Any = None) -> ConstraintSet:
         """Attach the space (and table) the values come from; checks every metric can be resolved.
 
-        ``build`` holds network settings for counting ``params``/``flops`` (NB201 default: C=16,
-        N=5, 32x32, the table's class count); ``data_dir`` locates the NB201 device tables."""
+        ``build`` holds network settings for counting ``params``/``flops`` (default: the space's
+        :meth:`~SearchSpace.default_net`, with the table's class count); ``data_dir`` locates the
+        space's device tables."""
         self.space, self.table, self._build, self._data_dir = space, table, dict(build or {}), data_dir
         self._cache.clear()
         for metric in self.metrics:
@@ -116,11 +119,16 @@ class ConstraintSet:
         return self
 
     # --- values ---------------------------------------------------------------------------------
-    def _num_classes(self) -> int:
-        if "num_classes" in self._build:
-            return int(self._build["num_classes"])
+    def _net(self) -> dict[str, Any]:
+        """The network settings costs are counted at: the space's :meth:`default_net`, the table's
+        class count (100 on a CIFAR-100 table, for a space with a ``num_classes`` setting), then
+        ``build``."""
+        net = dict(self.space.default_net()) if hasattr(self.space, "default_net") else {}
         name = getattr(self.table, "name", "") or ""
-        return 100 if "cifar100" in name else 10
+        if "num_classes" in net and "cifar100" in name:
+            net["num_classes"] = 100
+        net.update(self._build)
+        return net
 
     def _resolver(self, metric: str) -> Callable[[Any], float]:
         if self.space is None:
@@ -133,52 +141,47 @@ class ConstraintSet:
                 col = metric if metric in cols else table.column(metric)
                 values = table.columns[col]
                 return lambda a: float(values[table.row(a)])
-        is_nb201 = getattr(self.space, "name", "") == "nb201"
         if metric in ("params", "flops"):
-            if is_nb201:
-                from nasforge.estimation.hardware import nb201_flops
-                from nasforge.spaces.nb201_net import nb201_param_count
+            return self._cost(metric)
+        if metric.startswith(("latency_ms[", "energy_mj[")):
+            return self._device(metric)
+        from nasforge.estimation.hardware import device_tables
 
-                kw = {"C": 16, "N": 5, "num_classes": self._num_classes(), **self._build}
-                if metric == "params":
-                    kw.pop("input_size", None)
-                    return lambda a: float(nb201_param_count(a, **kw))
-                return lambda a: float(nb201_flops(a, **kw))
-            return self._counted(metric)
-        if is_nb201 and (metric.startswith("latency_ms[") or metric.startswith("energy_mj[")):
-            if self._build:
-                raise NasforgeError(f"constraint on {metric!r}: the NB201 device tables describe the C=16, N=5 "
-                                    "32x32 network, not the networks this search builds; use params or flops")
-            from nasforge.estimation.hardware import load_hardware_table
-
-            for which in ("latency", "pi5"):
-                hw = self._hw.get(which)
-                if hw is None:
-                    hw = self._hw[which] = load_hardware_table(which, self._data_dir)
-                if metric in hw.columns:
-                    values = hw.columns[metric]
-                    return lambda a, hw=hw, values=values: float(values[hw.row(a)])
-            avail = sorted(set(self._hw["latency"].columns) | set(self._hw["pi5"].columns))
-            raise NasforgeError(f"unknown device metric {metric!r} in a constraint; available: {', '.join(avail)}")
         avail = ["params", "flops"]
-        if is_nb201:
-            avail.append("latency_ms[<device>]/energy_mj[<device>] (NB201 device tables)")
+        if device_tables(self.space):
+            avail.append(f"latency_ms[<device>]/energy_mj[<device>] ({self.space.name} device tables)")
         if table is not None:
             avail.append("the table's metrics: " + ", ".join(sorted(getattr(table, "columns", {}))))
         raise NasforgeError(f"unknown metric {metric!r} in a constraint; available: {'; '.join(avail)}")
 
-    def _counted(self, metric: str) -> Callable[[Any], float]:
-        from nasforge.estimation.hardware import count_flops, count_params
+    def _cost(self, metric: str) -> Callable[[Any], float]:
+        """``params`` or ``flops`` (multiply-adds) from the space's cost model."""
+        from nasforge.spaces.base import settings_for
 
-        build = dict(self._build)
-        side = int(build.get("input_size", 32))
-        shape = (int(build.get("in_channels", 3)), side, side)
+        fn = self.space.param_count if metric == "params" else self.space.flops
+        kw = settings_for(fn, self._net())
+        return lambda a: float(fn(a, **kw))
 
-        def value(a: Any) -> float:
-            model = self.space.build(a, **build)
-            return float(count_params(model) if metric == "params" else count_flops(model, shape).total)
+    def _device(self, metric: str) -> Callable[[Any], float]:
+        """A device metric looked up in the space's device tables."""
+        from nasforge.estimation.hardware import device_tables, load_device_table, no_device_tables
 
-        return value
+        tables = device_tables(self.space)
+        if not tables:
+            raise no_device_tables(self.space, f"constraint on {metric!r}")
+        for which, spec in tables.items():
+            if self._build:  # a search that trains its own networks (their settings, their data)
+                settings = ", ".join(f"{k}={v}" for k, v in spec.net.items())
+                raise NasforgeError(f"constraint on {metric!r}: the {self.space.name} device tables describe the "
+                                    f"{settings} network, not the networks this search builds; use params or flops")
+            hw = self._hw.get(which)
+            if hw is None:
+                hw = self._hw[which] = load_device_table(self.space, which, self._data_dir)
+            if metric in hw.columns:
+                values = hw.columns[metric]
+                return lambda a, hw=hw, values=values: float(values[hw.row(a)])
+        avail = sorted(set().union(*(set(t.columns) for t in self._hw.values())))
+        raise NasforgeError(f"unknown device metric {metric!r} in a constraint; available: {', '.join(avail)}")
 
     def values(self, arch: Any) -> dict[str, float]:
         """The constrained metrics of ``arch`` (cached)."""
@@ -219,7 +222,7 @@ def bind_constraints(texts: Iterable[str] | None, space: Any, table: Any = None,
                      data_dir: Any = None) -> ConstraintSet | None:
     """A bound :class:`ConstraintSet` for a search (``None`` without constraints).
 
-    On a table, values come from the table (and the NB201 device tables); with a training
+    On a table, values come from the table (and the space's device tables); with a training
     estimator, ``params``/``flops`` are those of the networks it builds (its dataset's input size
     and class count, its ``C``/``N``)."""
     texts = list(texts or [])

@@ -1,28 +1,17 @@
 """Hardware cost of architectures: parameters, FLOPs, measured latency, and device tables.
 
-* :func:`count_params` / :func:`count_flops` work on any ``nn.Module`` a space builds; FLOPs are
-  counted with forward hooks on an input of the actual size, per sample.
-* :func:`nb201_flops` is the same count for the NB201 network in closed form (no network built).
-* :func:`measure_latency` times a network on this machine, in PyTorch or onnxruntime.
-* :func:`load_hardware_table` and :func:`with_hardware` read the NB201 device tables (14 devices'
-  latency from HELP / HW-NAS-Bench; Raspberry Pi 5 latency and energy) and join them to an
-  accuracy table, so that latency, energy, parameters and FLOPs are ordinary metrics.
+Cost models belong to the search space: :meth:`SearchSpace.param_count` and
+:meth:`SearchSpace.flops` (multiply-adds), at the settings of :meth:`SearchSpace.default_net`,
+in closed form where the space has one (NB201, DARTS parameters) and otherwise by building the
+network and counting. This module holds what works on any space:
 
-FLOP conventions (``convention=``), all in multiply-accumulates (MACs) per sample:
-
-``"nb201"`` (default)
-    The official NAS-Bench-201 counter (``get_model_infos`` of the benchmark's code): convolutions
-    ``k_h*k_w*C_in/groups*C_out*H_out*W_out`` (+ ``C_out*H_out*W_out`` with a bias), linear layers
-    ``in*out`` (+ ``out`` with a bias). Its pooling hook charges ``k^2 x output elements`` but that
-    count is left out of the official sum, and BatchNorm, activations, additions, ``none``/
-    ``skip_connect`` and global pooling have no hook: they cost 0. This reproduces the published
-    NB201 CIFAR-10 range exactly (7.78305 to 220.11969 MFLOPs).
-``"nb201+pool"``
-    ``"nb201"`` plus pooling at ``kernel area x output elements`` (the official pooling hook, summed).
-``"full"``
-    ``"nb201+pool"`` plus BatchNorm at 2 per element (1 without affine), activations at 1 per
-    element and adaptive (global) pooling at 1 per input element. Tensor additions are not modules
-    and are not counted in any convention.
+* :func:`count_params` / :func:`count_flops` on any ``nn.Module`` (re-exported from
+  :mod:`nasforge.spaces.counting`, where the FLOP conventions are described);
+* :func:`measure_latency` times a network on this machine, in PyTorch or onnxruntime;
+* :func:`load_device_table` reads a space's published device tables
+  (:meth:`SearchSpace.device_tables`) and :func:`with_hardware` joins them, with the space's
+  parameters and FLOPs, to an accuracy table, so that latency, energy, parameters and FLOPs are
+  ordinary metrics.
 """
 
 from __future__ import annotations
@@ -41,14 +30,11 @@ import numpy as np
 
 from nasforge.errors import NasforgeError, unknown
 from nasforge.estimation.base import Estimator, Measurement
+from nasforge.spaces.base import DeviceTable, settings_for
+from nasforge.spaces.counting import FLOP_CONVENTIONS, FlopCount, count_flops, count_flops_all, count_params
 
-FLOP_CONVENTIONS = ("nb201", "nb201+pool", "full")
-
-#: the 14 device columns of ``nb201/latency_ms.csv`` (HELP release; HW-NAS-Bench for the edge ones)
-LATENCY_DEVICES = ("1080ti_1", "1080ti_32", "1080ti_256", "2080ti_1", "2080ti_32", "2080ti_256", "gold_6240",
-                   "silver_4114", "eyeriss", "fpga", "pixel3", "raspi4", "samsung_s7", "essential_ph_1")
-#: Raspberry Pi 5 runtimes of ``nb201/pi5_cifar100_latency_energy.csv`` (CIFAR-100 network)
-PI5_RUNTIMES = ("pi5_onnx", "pi5_litert")
+# earlier homes of NB201 data and its closed form, kept importable from here
+from nasforge.spaces.nb201 import LATENCY_DEVICES, PI5_RUNTIMES, nb201_flops
 
 
 def latency_metric(device: str) -> str:
@@ -59,165 +45,6 @@ def latency_metric(device: str) -> str:
 def energy_metric(device: str) -> str:
     """The metric name of a device's energy per inference: ``energy_mj[<device>]``."""
     return f"energy_mj[{device}]"
-
-
-# --- parameters and FLOPs ----------------------------------------------------------------------
-def count_params(model: Any, trainable_only: bool = False) -> int:
-    """Number of parameters of ``model`` (every parameter, or only those requiring gradients)."""
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
-
-
-@dataclass
-class FlopCount:
-    """FLOPs (MACs) of one forward pass per sample, with the share of each module type."""
-
-    total: int
-    by_type: dict[str, int]
-    convention: str
-    input_shape: tuple[int, ...]
-
-    @property
-    def mflops(self) -> float:
-        """``total / 1e6``, the unit NB201 reports."""
-        return self.total / 1e6
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-_LEVEL = {"nb201": 0, "nb201+pool": 1, "full": 2}
-
-
-def _count_by_level(model: Any, input_shape: Sequence[int]) -> tuple[tuple[int, ...], dict[str, tuple[int, int]]]:
-    """One hooked forward pass: {module type: (convention level, MACs)}; level 0 counts in every
-    convention, 1 from ``nb201+pool`` on, 2 only in ``full``."""
-    import torch
-    from torch import nn
-
-    shape = tuple(int(s) for s in input_shape)
-    if not shape or any(s < 1 for s in shape):
-        raise NasforgeError(f"input_shape must be positive sizes without the batch dimension, got {input_shape!r}")
-    counts: dict[str, tuple[int, int]] = {}
-
-    def add(m: nn.Module, level: int, n: float) -> None:
-        k = type(m).__name__
-        counts[k] = (level, counts.get(k, (level, 0))[1] + int(round(n)))
-
-    def conv(m: nn.Module, inp: tuple, out: Any) -> None:
-        per_pos = math.prod(m.kernel_size) * m.in_channels // m.groups * m.out_channels
-        positions = out.numel() // out.shape[1]  # batch x spatial
-        add(m, 0, per_pos * positions + (m.out_channels * positions if m.bias is not None else 0))
-
-    def linear(m: nn.Module, inp: tuple, out: Any) -> None:
-        rows = out.numel() // m.out_features
-        add(m, 0, rows * m.in_features * m.out_features + (rows * m.out_features if m.bias is not None else 0))
-
-    def pool(m: nn.Module, inp: tuple, out: Any) -> None:
-        ks = m.kernel_size
-        area = math.prod(ks) if isinstance(ks, (tuple, list)) else ks ** (out.dim() - 2)
-        add(m, 1, area * out.numel())
-
-    def norm(m: nn.Module, inp: tuple, out: Any) -> None:
-        affine = getattr(m, "affine", False) or getattr(m, "elementwise_affine", False)
-        add(m, 2, inp[0].numel() * (2 if affine else 1))
-
-    def elementwise_in(m: nn.Module, inp: tuple, out: Any) -> None:
-        add(m, 2, inp[0].numel())
-
-    rules: list[tuple[tuple[type, ...], Any]] = [
-        ((nn.Conv1d, nn.Conv2d, nn.Conv3d), conv), ((nn.Linear,), linear),
-        ((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), pool),
-        ((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d), norm),
-        ((nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
-          nn.Hardsigmoid, nn.Mish), elementwise_in),
-        ((nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d), elementwise_in),
-    ]
-    handles = []
-    for m in model.modules():
-        for types, hook in rules:
-            if isinstance(m, types):
-                handles.append(m.register_forward_hook(hook))
-                break
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.rand(1, *shape))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return shape, counts
-
-
-def _flop_count(shape: tuple[int, ...], counts: dict[str, tuple[int, int]], convention: str) -> FlopCount:
-    top = _LEVEL[convention]
-    by_type = {k: n for k, (lvl, n) in sorted(counts.items()) if lvl <= top}
-    return FlopCount(int(sum(by_type.values())), by_type, convention, shape)
-
-
-def count_flops(model: Any, input_shape: Sequence[int], convention: str = "nb201") -> FlopCount:
-    """FLOPs (MACs) of ``model`` on one input of ``input_shape`` (without the batch dimension).
-
-    Counted by forward hooks on the modules that run, for the size given, so it works for any
-    network (see the module docstring for the conventions). The model is run once in eval mode
-    under ``torch.no_grad()`` on a batch of one random input; its training mode is restored.
-    """
-    if convention not in FLOP_CONVENTIONS:
-        raise unknown("FLOP convention", convention, FLOP_CONVENTIONS)
-    return _flop_count(*_count_by_level(model, input_shape), convention)
-
-
-def count_flops_all(model: Any, input_shape: Sequence[int]) -> dict[str, FlopCount]:
-    """:func:`count_flops` in every convention, from one forward pass."""
-    shape, counts = _count_by_level(model, input_shape)
-    return {c: _flop_count(shape, counts, c) for c in FLOP_CONVENTIONS}
-
-
-def nb201_flops(arch: Any, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
-                input_size: int = 32, convention: str = "nb201") -> int:
-    """FLOPs (MACs) of the NB201 network for ``arch`` in closed form; equals :func:`count_flops`.
-
-    With ``e3``/``e1``/``ep`` cells edges ``nor_conv_3x3``/``nor_conv_1x1``/``avg_pool_3x3`` and
-    stage widths ``c = C, 2C, 4C`` at sides ``s = input_size, /2, /4`` (``N`` cells each), the cell
-    part is ``N * sum_c,s (9 e3 + e1) c^2 s^2`` (+ ``9 ep c s^2`` with pooling, + ``3 (e3 + e1) c s^2``
-    for BatchNorm and ReLU in ``"full"``); ``none`` and ``skip_connect`` cost nothing. For C=16,
-    N=5 on CIFAR-10 (32x32) the official count is ``7,783,050 + 35,389,440 e3 + 3,932,160 e1``.
-    """
-    from nasforge.spaces.nb201 import NB201Space, check_network_config
-
-    if convention not in FLOP_CONVENTIONS:
-        raise unknown("FLOP convention", convention, FLOP_CONVENTIONS)
-    check_network_config(C, N, num_classes, in_channels, input_size)
-    arch = NB201Space().coerce(arch)
-    pools = convention in ("nb201+pool", "full")
-    full = convention == "full"
-    e3, e1, ep = arch.count("nor_conv_3x3"), arch.count("nor_conv_1x1"), arch.count("avg_pool_3x3")
-    total = 0
-    h = input_size
-    total += 9 * in_channels * C * h * h + (2 * C * h * h if full else 0)  # stem conv (+ BN)
-    c = C
-    for stage in range(3):
-        if stage:  # residual reduction c -> 2c, side h -> h/2
-            o = h // 2
-            total += 9 * c * 2 * c * o * o + 9 * (2 * c) ** 2 * o * o + c * 2 * c * o * o  # conv_a, conv_b, 1x1
-            if pools:
-                total += 4 * c * o * o  # 2x2 average pooling on the shortcut
-            if full:
-                total += c * h * h + 2 * 2 * c * o * o + 2 * c * o * o + 2 * 2 * c * o * o  # ReLU, BN, ReLU, BN
-            c, h = 2 * c, o
-        elems = c * h * h
-        cell = (9 * e3 + e1) * c * elems
-        if pools:
-            cell += 9 * ep * elems
-        if full:
-            cell += 3 * (e3 + e1) * elems
-        total += N * cell
-    total += c * num_classes + num_classes  # classifier with bias
-    if full:
-        total += 3 * c * h * h + c * h * h  # lastact BN (2) + ReLU (1), global pooling input
-    return int(total)
 
 
 # --- latency on this machine ---------------------------------------------------------------------
@@ -337,8 +164,12 @@ class MeasuredLatency(Estimator):
         self.space = space
         self.build = dict(build or {})
         if input_shape is None:
-            side = int(self.build.get("input_size", 32))
-            input_shape = (int(self.build.get("in_channels", 3)), side, side)
+            shape_of = getattr(space, "input_shape", None)
+            if callable(shape_of):
+                input_shape = shape_of(**self.build)
+            else:
+                side = int(self.build.get("input_size", 32))
+                input_shape = (int(self.build.get("in_channels", 3)), side, side)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.backend, self.batch_size, self.threads = backend, batch_size, threads
         self.warmup, self.repeats = warmup, repeats
@@ -365,99 +196,138 @@ class MeasuredLatency(Estimator):
 
 
 # --- device tables ---------------------------------------------------------------------------------
-def _nb201_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+def device_tables(space: Any) -> dict[str, DeviceTable]:
+    """The space's published device tables by name (none for a space that declares none)."""
+    get = getattr(space, "device_tables", None)
+    return dict(get()) if callable(get) else {}
+
+
+def no_device_tables(space: Any, what: str) -> NasforgeError:
+    """The error for ``what`` (a device metric or table) asked of a space without device tables;
+    it names the registered spaces that have them."""
+    from nasforge.spaces import SPACES, get_space
+
+    having = []
+    for name in SPACES:
+        if name == getattr(space, "name", None):
+            continue
+        try:
+            if device_tables(get_space(name)):
+                having.append(name)
+        except Exception:  # noqa: BLE001 - a space that cannot be made here has no tables to offer
+            continue
+    where = (f"published device tables are specific to the architectures of space(s) {', '.join(having)}"
+             if having else "no registered space has device tables")
+    return NasforgeError(f"{what}: space {getattr(space, 'name', space)!r} has no device tables ({where}); "
+                         "use params or flops, a benchmark with that column, or measure latency on this "
+                         "machine (MeasuredLatency)")
+
+
+def _table_dir(space: Any, table: DeviceTable, data_dir: str | os.PathLike[str] | None) -> Path:
     from nasforge.estimation.tabular import find_data_dir
 
     root = find_data_dir(data_dir)
-    if root is None or not (root / "nb201").is_dir():
-        raise NasforgeError("the NB201 device tables need the reference data folder: pass data_dir or set "
-                            "NASFORGE_DATA (it holds nb201/latency_ms.csv and nb201/pi5_cifar100_latency_energy.csv)")
-    return root / "nb201"
+    if root is None or not (root / table.path).parent.is_dir():
+        paths = " and ".join(t.path for t in device_tables(space).values())
+        raise NasforgeError(f"the {space.name} device tables need the reference data folder: pass data_dir or set "
+                            f"NASFORGE_DATA (it holds {paths})")
+    return root
 
 
-HARDWARE_TABLES = ("latency", "pi5")
-
-
-def load_hardware_table(which: str = "latency", data_dir: str | os.PathLike[str] | None = None) -> Any:
-    """A device table as a :class:`TabularBenchmark` with metrics ``latency_ms[<device>]``
-    (``which="latency"``: 14 devices) or ``latency_ms[pi5_*]`` and ``energy_mj[pi5_*]``
-    (``which="pi5"``: Raspberry Pi 5, onnxruntime and LiteRT, CIFAR-100 network)."""
+def load_device_table(space: Any, which: str, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """Device table ``which`` of ``space`` as a :class:`TabularBenchmark` over the space's
+    architectures, with metrics ``latency_ms[<device>]`` and ``energy_mj[<device>]``."""
     from nasforge.estimation.tabular import TabularBenchmark, read_arch_table
-    from nasforge.spaces.nb201 import NB201Space
 
-    if which not in HARDWARE_TABLES:
-        raise unknown("hardware table", which, HARDWARE_TABLES)
-    folder = _nb201_dir(data_dir)
-    path = folder / ("latency_ms.csv" if which == "latency" else "pi5_cifar100_latency_energy.csv")
-    space = NB201Space()
+    tables = device_tables(space)
+    if not tables:
+        raise no_device_tables(space, f"device table {which!r}")
+    if which not in tables:
+        raise unknown("hardware table", which, tuple(tables))
+    table = tables[which]
+    path = _table_dir(space, table, data_dir) / table.path
     archs, cols = read_arch_table(path, space.parse)
+    suffixes = (("_lat_ms", latency_metric), ("_energy_mj", energy_metric))
     renamed: dict[str, np.ndarray] = {}
     for c, v in cols.items():
-        if which == "latency":
-            renamed[latency_metric(c)] = v
-        elif c.endswith("_lat_ms"):
-            renamed[latency_metric(c[: -len("_lat_ms")])] = v
-        elif c.endswith("_energy_mj"):
-            renamed[energy_metric(c[: -len("_energy_mj")])] = v
+        if table.unit is not None:
+            renamed[f"{table.unit}[{c}]"] = v
+            continue
+        for suffix, metric in suffixes:
+            if c.endswith(suffix):
+                renamed[metric(c[: -len(suffix)])] = v
+                break
         else:
             renamed[c] = v
-    return TabularBenchmark(space, archs, renamed, name=f"nb201-hw:{which}")
+    return TabularBenchmark(space, archs, renamed, name=f"{space.name}-hw:{which}")
 
 
-def cost_columns(archs: Sequence[Any], num_classes: int = 10, C: int = 16, N: int = 5,
-                 input_size: int = 32) -> dict[str, np.ndarray]:
-    """``params`` and ``flops`` (official NB201 convention) of NB201 architectures, in closed form."""
-    from nasforge.spaces.nb201_net import nb201_param_count
+def load_hardware_table(which: str = "latency", data_dir: str | os.PathLike[str] | None = None,
+                        space: Any = None) -> Any:
+    """A device table as a :class:`TabularBenchmark` (:func:`load_device_table`); ``space``
+    defaults to the one space whose tables the reference data holds, NB201: ``which="latency"``
+    (14 devices' ``latency_ms[<device>]``) or ``"pi5"`` (Raspberry Pi 5 ``latency_ms[pi5_*]`` and
+    ``energy_mj[pi5_*]``, CIFAR-100 network)."""
+    if space is None:
+        from nasforge.spaces.nb201 import NB201Space
 
-    cache_p: dict[tuple[int, int], int] = {}
-    cache_f: dict[tuple[int, int], int] = {}
-    params = np.empty(len(archs))
-    flops = np.empty(len(archs))
-    for i, a in enumerate(archs):
-        k = (a.count("nor_conv_3x3"), a.count("nor_conv_1x1"))
-        if k not in cache_p:
-            cache_p[k] = nb201_param_count(a, C=C, N=N, num_classes=num_classes)
-            cache_f[k] = nb201_flops(a, C=C, N=N, num_classes=num_classes, input_size=input_size)
-        params[i], flops[i] = cache_p[k], cache_f[k]
+        space = NB201Space()
+    return load_device_table(space, which, data_dir)
+
+
+def cost_columns(archs: Sequence[Any], space: Any, **net: Any) -> dict[str, np.ndarray]:
+    """``params`` and ``flops`` (multiply-adds) of ``archs``, from the space's cost model at its
+    :meth:`~SearchSpace.default_net` updated by ``net``."""
+    settings = {**space.default_net(), **net}
+    p_kw, f_kw = settings_for(space.param_count, settings), settings_for(space.flops, settings)
+    params = np.array([space.param_count(a, **p_kw) for a in archs], dtype=float)
+    flops = np.array([space.flops(a, **f_kw) for a in archs], dtype=float)
     return {"params": params, "flops": flops}
 
 
-HARDWARE_PARTS = ("latency", "pi5", "cost")
+def hardware_parts(space: Any) -> tuple[str, ...]:
+    """What :func:`with_hardware` can add for ``space``: its device tables, and ``cost``."""
+    return (*device_tables(space), "cost")
 
 
-def with_hardware(bench: Any, parts: Iterable[str] = HARDWARE_PARTS, data_dir: str | os.PathLike[str] | None = None,
+def with_hardware(bench: Any, parts: Iterable[str] | None = None, data_dir: str | os.PathLike[str] | None = None,
                   num_classes: int | None = None) -> Any:
-    """A copy of NB201 table ``bench`` with hardware metrics on the same architectures.
+    """A copy of table ``bench`` with hardware metrics on the same architectures.
 
-    ``parts``: ``latency`` (``latency_ms[<device>]`` for the 14 devices), ``pi5`` (Raspberry Pi 5
-    ``latency_ms[pi5_*]``/``energy_mj[pi5_*]``, measured on the CIFAR-100 network) and ``cost``
-    (``params`` and ``flops`` of the C=16, N=5 network, official convention; ``num_classes``
-    defaults to 100 for a CIFAR-100 table, else 10). The result keeps ``bench``'s fidelities,
-    ``default_metric`` and ``report_metric``.
+    ``parts`` (default: all of :func:`hardware_parts`): a device table of the bench's space by
+    name (for NB201 ``latency``, the 14 devices' ``latency_ms[<device>]``, and ``pi5``, Raspberry
+    Pi 5 ``latency_ms[pi5_*]``/``energy_mj[pi5_*]``), and ``cost`` (``params`` and ``flops`` of the
+    space's :meth:`~SearchSpace.default_net` network, from the space's cost model; ``num_classes``
+    defaults to 100 for a CIFAR-100 table of a space whose default network has that setting, else
+    the space's default). The result keeps
+    ``bench``'s fidelities, ``default_metric`` and ``report_metric``.
     """
-    from nasforge.estimation.tabular import TabularBenchmark
-
-    parts = list(dict.fromkeys(parts))
+    space = bench.space
+    allowed = hardware_parts(space)
+    parts = list(dict.fromkeys(allowed if parts is None else parts))
     for p in parts:
-        if p not in HARDWARE_PARTS:
-            raise unknown("hardware part", p, HARDWARE_PARTS)
+        if p not in allowed:
+            if not device_tables(space) and p != "cost":
+                raise no_device_tables(space, f"hardware part {p!r} of benchmark {bench.name!r}")
+            raise unknown("hardware part", p, allowed)
     columns = dict(bench.columns)
     for p in parts:
         if p == "cost":
-            nc = num_classes if num_classes is not None else (100 if "cifar100" in bench.name else 10)
-            extra = cost_columns(bench.archs, num_classes=nc)
+            net: dict[str, Any] = {}
+            if num_classes is not None:
+                net["num_classes"] = num_classes
+            elif "cifar100" in bench.name and "num_classes" in space.default_net():
+                net["num_classes"] = 100
+            extra = cost_columns(bench.archs, space, **net)
         else:
-            table = load_hardware_table(p, data_dir)
+            table = load_device_table(space, p, data_dir)
             rows = np.array([table.row(a) for a in bench.archs])
             extra = {c: v[rows] for c, v in table.columns.items()}
         for c, v in extra.items():
             if c in columns:
                 raise NasforgeError(f"benchmark {bench.name!r} already has a column {c!r}")
             columns[c] = v
-    out = TabularBenchmark(bench.space, bench.archs, columns, name=f"{bench.name}+{'+'.join(parts)}",
-                           key=bench._key, cost_metric=bench.cost_metric)
-    out.default_metric, out.report_metric = bench.default_metric, bench.report_metric
-    return out
+    return bench.derive(columns, name=f"{bench.name}+{'+'.join(parts)}")
 
 
 # --- the energy a search spent ----------------------------------------------------------------------
@@ -539,5 +409,6 @@ def search_energy(trials: Iterable[Any], power_watts: float, clock: str = "wall"
 
 
 __all__ = ["FLOP_CONVENTIONS", "LATENCY_DEVICES", "PI5_RUNTIMES", "latency_metric", "energy_metric", "count_params",
-           "FlopCount", "count_flops", "count_flops_all", "nb201_flops", "LatencyMeasurement", "measure_latency", "MeasuredLatency",
-           "load_hardware_table", "cost_columns", "with_hardware", "EnergyMeter", "search_energy"]
+           "FlopCount", "count_flops", "count_flops_all", "nb201_flops", "LatencyMeasurement", "measure_latency",
+           "MeasuredLatency", "device_tables", "load_device_table", "load_hardware_table", "cost_columns",
+           "hardware_parts", "with_hardware", "EnergyMeter", "search_energy"]

@@ -64,6 +64,8 @@ class TabularBenchmark(Estimator):
         name: str = "table",
         key: Callable[[Any], Hashable] | None = None,
         cost_metric: str | None = None,
+        default_metric: str | None = None,
+        report_metric: str | None = None,
     ) -> None:
         self.space = space
         self.name = name
@@ -72,9 +74,10 @@ class TabularBenchmark(Estimator):
         self.columns = {c: np.asarray(v, dtype=float) for c, v in columns.items()}
         self.cost_metric = cost_metric
         self._settle_params(archs=self.archs, columns=self.columns)  # no second copy of the table
-        #: what a search on this table selects by, and what it reports (set by the loaders)
-        self.default_metric: str | None = None
-        self.report_metric: str | None = None
+        #: what a search on this table selects by (a validation metric), and what it reports (a
+        #: test metric, never used to select); given by the benchmark's loader
+        self.default_metric: str | None = default_metric
+        self.report_metric: str | None = report_metric
         for c, v in self.columns.items():
             if len(v) != len(self.archs):
                 raise NasforgeError(f"benchmark {name!r}: column {c!r} has {len(v)} rows, expected {len(self.archs)}")
@@ -101,6 +104,20 @@ class TabularBenchmark(Estimator):
         self.fidelities = tuple(fids) if fids else None
         self._groups = groups
         self._rows_cache: dict[float | None, list[dict[str, float]]] = {}
+
+    def derive(self, columns: dict[str, np.ndarray] | None = None, name: str | None = None,
+               **settings: Any) -> TabularBenchmark:
+        """A new benchmark over the same architectures (space, key, cost metric, default and
+        report metrics), with ``columns`` in place of this one's and ``settings`` (any of
+        ``name``, ``cost_metric``, ``default_metric``, ``report_metric``) changed."""
+        kw: dict[str, Any] = {"name": self.name if name is None else name, "key": self._key,
+                              "cost_metric": self.cost_metric, "default_metric": self.default_metric,
+                              "report_metric": self.report_metric}
+        for k, v in settings.items():
+            if k not in ("cost_metric", "default_metric", "report_metric"):
+                raise TypeError(f"derive() got an unexpected setting {k!r}")
+            kw[k] = v
+        return TabularBenchmark(self.space, self.archs, self.columns if columns is None else columns, **kw)
 
     # --- lookup -----------------------------------------------------------------------------
     def row(self, arch: Any) -> int:

@@ -16,6 +16,8 @@ SPACES: dict[str, str] = {
     "nbgraph": "nasforge.spaces.nbgraph:NBGraphSpace",
     "darts": "nasforge.spaces.darts:DartsSpace",
     "nb101": "nasforge.spaces.nb101:NB101Space",
+    "macro": "nasforge.spaces.macro:MacroSpace",
+    "mbv3": "nasforge.spaces.macro:MBV3Space",
 }
 
 

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from nasforge.errors import NasforgeError
 from nasforge.params import Configurable
+
+
+@dataclass(frozen=True)
+class DeviceTable:
+    """Published measurements of a space's architectures on devices (one CSV with an ``arch`` column).
+
+    ``path`` is relative to the reference data folder. With ``unit`` set (e.g. ``"latency_ms"``)
+    every other column is a device and holds that metric (``latency_ms[<device>]``); without it,
+    columns name their unit by suffix: ``<device>_lat_ms`` and ``<device>_energy_mj``. ``net``
+    holds the network settings the measurements describe (a table says nothing of other networks).
+    """
+
+    name: str
+    path: str
+    unit: str | None = None
+    net: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    devices: tuple[str, ...] = ()
+
+
+def settings_for(fn: Callable[..., Any], net: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the network settings ``net`` that ``fn`` accepts as keywords (all of them when
+    it takes ``**kwargs``): settings a cost model does not depend on (``drop_path_prob``, or
+    ``input_size`` for a parameter count) are left out."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return dict(net)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return dict(net)
+    names = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return {k: v for k, v in net.items() if k in names}
 
 
 class SearchSpace(Configurable, ABC):
@@ -64,6 +99,52 @@ class SearchSpace(Configurable, ABC):
     def build(self, arch: Any, **kwargs: Any) -> Any:
         """The PyTorch ``nn.Module`` for ``arch``."""
         raise NotImplementedError(f"space {self.name!r} does not build networks")
+
+    # --- cost models (optional; the defaults build the network and count) ----------------------
+    def default_net(self) -> dict[str, Any]:
+        """The network settings hardware cost is quoted at (``build``'s keywords); ``{}`` means
+        ``build``'s own defaults."""
+        return {}
+
+    def input_shape(self, **net: Any) -> tuple[int, ...]:
+        """The shape of one input (no batch dimension) of the network built with ``net``:
+        ``(in_channels, input_size, input_size)``, 3x32x32 unless the settings say otherwise."""
+        side = int(net.get("input_size", 32))
+        return (int(net.get("in_channels", 3)), side, side)
+
+    def param_count(self, arch: Any, **net: Any) -> int:
+        """Parameters of the network of ``arch`` built with settings ``net``.
+
+        The default builds the network (with the settings ``build`` takes) and counts its
+        parameters; spaces with a closed form override it (same numbers, no network built)."""
+        from nasforge.spaces.counting import count_params
+
+        return count_params(self._cost_network(arch, net, "parameter count"))
+
+    def flops(self, arch: Any, convention: str = "nb201", **net: Any) -> int:
+        """FLOPs of one forward pass on one input, counted as multiply-adds (MACs), of the network of
+        ``arch`` built with settings ``net``.
+
+        The default builds the network (with the settings ``build`` takes) and counts with forward
+        hooks on an input of :meth:`input_shape` (``convention`` as in :mod:`nasforge.spaces.counting`: by default
+        convolutions and linear layers only); spaces with a closed form override it."""
+        from nasforge.spaces.counting import check_convention, count_flops
+
+        check_convention(convention)
+        model = self._cost_network(arch, net, "FLOP count")
+        return int(count_flops(model, self.input_shape(**net), convention).total)
+
+    def _cost_network(self, arch: Any, net: Mapping[str, Any], what: str) -> Any:
+        try:
+            return self.build(self.coerce(arch), **settings_for(self.build, net))
+        except NotImplementedError as exc:
+            raise NasforgeError(f"space {self.name!r} has no {what}: it neither builds networks nor has a closed "
+                                f"form ({exc})") from None
+
+    def device_tables(self) -> dict[str, DeviceTable]:
+        """Published device measurements (latency, energy) of this space's architectures, by name;
+        none by default."""
+        return {}
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(f"space {self.name!r} is not enumerable")

@@ -9,13 +9,30 @@ from typing import Any
 import numpy as np
 
 from nasforge.errors import NasforgeError
-from nasforge.spaces.base import SearchSpace
+from nasforge.spaces.base import DeviceTable, SearchSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: edges in the order of the official string: (from node, to node)
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 N_EDGES = len(EDGES)
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
+
+#: the 14 device columns of ``nb201/latency_ms.csv`` (HELP release; HW-NAS-Bench for the edge ones)
+LATENCY_DEVICES = ("1080ti_1", "1080ti_32", "1080ti_256", "2080ti_1", "2080ti_32", "2080ti_256", "gold_6240",
+                   "silver_4114", "eyeriss", "fpga", "pixel3", "raspi4", "samsung_s7", "essential_ph_1")
+#: Raspberry Pi 5 runtimes of ``nb201/pi5_cifar100_latency_energy.csv`` (CIFAR-100 network)
+PI5_RUNTIMES = ("pi5_onnx", "pi5_litert")
+#: the network the published costs and device tables describe: C=16, N=5 on 32x32 RGB, 10 classes
+DEFAULT_NET = {"C": 16, "N": 5, "num_classes": 10, "in_channels": 3, "input_size": 32}
+#: the device tables of the reference data folder (both measured on the C=16, N=5, 32x32 network)
+DEVICE_TABLES = {
+    "latency": DeviceTable("latency", "nb201/latency_ms.csv", unit="latency_ms",
+                           net={"C": 16, "N": 5, "input_size": 32},
+                           description="14 devices' latency (HELP / HW-NAS-Bench)", devices=LATENCY_DEVICES),
+    "pi5": DeviceTable("pi5", "nb201/pi5_cifar100_latency_energy.csv", net={"C": 16, "N": 5, "input_size": 32},
+                       description="Raspberry Pi 5 latency and energy, onnxruntime and LiteRT (CIFAR-100 network)",
+                       devices=PI5_RUNTIMES),
+}
 
 
 class NB201Arch(tuple):
@@ -195,13 +212,7 @@ class NB201Space(SearchSpace):
         raise NasforgeError(f"{arch!r} is not an NB201 architecture")
 
     def coerce(self, arch: Any) -> NB201Arch:
-        if isinstance(arch, NB201Arch):
-            return arch
-        if isinstance(arch, str):
-            return parse_nb201(arch)
-        if isinstance(arch, (tuple, list)) and tuple(arch) in _BY_OPS:
-            return _BY_OPS[tuple(arch)]
-        raise NasforgeError(f"{arch!r} is not an NB201 architecture (6 op names from {', '.join(OPS)})")
+        return _coerce(arch)
 
     def __contains__(self, arch: object) -> bool:
         return isinstance(arch, (tuple, list)) and tuple(arch) in _BY_OPS
@@ -295,6 +306,86 @@ class NB201Space(SearchSpace):
         return NB201Network(
             self.coerce(arch), C=C, N=N, num_classes=num_classes, in_channels=in_channels, input_size=input_size
         )
+
+    # --- cost models --------------------------------------------------------------------------
+    def default_net(self) -> dict[str, Any]:
+        """C=16, N=5, 10 classes, 32x32 RGB: the network of the published NB201 costs."""
+        return dict(DEFAULT_NET)
+
+    def param_count(self, arch: Any, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
+                    input_size: int = 32) -> int:
+        """Parameters of :meth:`build`'s network in closed form
+        (:func:`~nasforge.spaces.nb201_net.nb201_param_count`; ``input_size`` does not matter)."""
+        from nasforge.spaces.nb201_net import nb201_param_count
+
+        return nb201_param_count(arch, C=C, N=N, num_classes=num_classes, in_channels=in_channels)
+
+    def flops(self, arch: Any, convention: str = "nb201", C: int = 16, N: int = 5, num_classes: int = 10,
+              in_channels: int = 3, input_size: int = 32) -> int:
+        """Multiply-adds of :meth:`build`'s network on one input, in closed form (:func:`nb201_flops`)."""
+        return nb201_flops(arch, C=C, N=N, num_classes=num_classes, in_channels=in_channels,
+                           input_size=input_size, convention=convention)
+
+    def device_tables(self) -> dict[str, DeviceTable]:
+        """``latency`` (14 devices, HELP / HW-NAS-Bench) and ``pi5`` (Raspberry Pi 5 latency and
+        energy), both of the C=16, N=5, 32x32 network."""
+        return dict(DEVICE_TABLES)
+
+
+def nb201_flops(arch: Any, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
+                input_size: int = 32, convention: str = "nb201") -> int:
+    """FLOPs (MACs) of the NB201 network for ``arch`` in closed form; equals counting with hooks
+    (:func:`nasforge.spaces.counting.count_flops`) on the built network.
+
+    With ``e3``/``e1``/``ep`` cells edges ``nor_conv_3x3``/``nor_conv_1x1``/``avg_pool_3x3`` and
+    stage widths ``c = C, 2C, 4C`` at sides ``s = input_size, /2, /4`` (``N`` cells each), the cell
+    part is ``N * sum_c,s (9 e3 + e1) c^2 s^2`` (+ ``9 ep c s^2`` with pooling, + ``3 (e3 + e1) c s^2``
+    for BatchNorm and ReLU in ``"full"``); ``none`` and ``skip_connect`` cost nothing. For C=16,
+    N=5 on CIFAR-10 (32x32) the official count is ``7,783,050 + 35,389,440 e3 + 3,932,160 e1``,
+    the published range 7.78305 to 220.11969 MFLOPs.
+    """
+    from nasforge.spaces.counting import check_convention
+
+    check_convention(convention)
+    check_network_config(C, N, num_classes, in_channels, input_size)
+    arch = _coerce(arch)
+    pools = convention in ("nb201+pool", "full")
+    full = convention == "full"
+    e3, e1, ep = arch.count("nor_conv_3x3"), arch.count("nor_conv_1x1"), arch.count("avg_pool_3x3")
+    total = 0
+    h = input_size
+    total += 9 * in_channels * C * h * h + (2 * C * h * h if full else 0)  # stem conv (+ BN)
+    c = C
+    for stage in range(3):
+        if stage:  # residual reduction c -> 2c, side h -> h/2
+            o = h // 2
+            total += 9 * c * 2 * c * o * o + 9 * (2 * c) ** 2 * o * o + c * 2 * c * o * o  # conv_a, conv_b, 1x1
+            if pools:
+                total += 4 * c * o * o  # 2x2 average pooling on the shortcut
+            if full:
+                total += c * h * h + 2 * 2 * c * o * o + 2 * c * o * o + 2 * 2 * c * o * o  # ReLU, BN, ReLU, BN
+            c, h = 2 * c, o
+        elems = c * h * h
+        cell = (9 * e3 + e1) * c * elems
+        if pools:
+            cell += 9 * ep * elems
+        if full:
+            cell += 3 * (e3 + e1) * elems
+        total += N * cell
+    total += c * num_classes + num_classes  # classifier with bias
+    if full:
+        total += 3 * c * h * h + c * h * h  # lastact BN (2) + ReLU (1), global pooling input
+    return int(total)
+
+
+def _coerce(arch: Any) -> NB201Arch:
+    if isinstance(arch, NB201Arch):
+        return arch
+    if isinstance(arch, str):
+        return parse_nb201(arch)
+    if isinstance(arch, (tuple, list)) and tuple(arch) in _BY_OPS:
+        return _BY_OPS[tuple(arch)]
+    raise NasforgeError(f"{arch!r} is not an NB201 architecture (6 op names from {', '.join(OPS)})")
 
 
 def check_network_config(C: int, N: int, num_classes: int, in_channels: int, input_size: int) -> None:
