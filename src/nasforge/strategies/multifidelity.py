@@ -11,6 +11,7 @@ Rung levels come from ``rungs`` (e.g. ``[12, 200]`` for the NB201 tables) or fro
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -75,6 +76,9 @@ class _Scheduler(Strategy):
                                 **self.base_params)
         # rung index -> {arch: score}; results arrive through tell
         self.results: list[dict[Any, float]] = [{} for _ in self.levels]
+        # each rung's results kept sorted as (-score, first-arrival index, arch): _top is a slice
+        self._ranked: list[list[tuple[float, int, Any]]] = [[] for _ in self.levels]
+        self._rank_key: list[dict[Any, tuple[float, int, Any]]] = [{} for _ in self.levels]
         self._base_sugs: dict[Any, Suggestion] = {}
         # the levels stand for the range they were computed from (rebuilding gives the same rungs)
         self._settle_params(rungs=list(self.levels), min_fidelity=None, max_fidelity=None,
@@ -97,7 +101,7 @@ class _Scheduler(Strategy):
 
     def _observe(self, suggestion: Suggestion, score: float, result: Any) -> None:
         rung = self._rung_of(suggestion)
-        self.results[rung][suggestion.arch] = score
+        self._rank(rung, suggestion.arch, score)
         # a new architecture's first result also teaches the base sampler (RE's population)
         base_sug = None if suggestion.info.get("promoted") else self._base_sugs.pop(suggestion.arch, None)
         if base_sug is not None:
@@ -107,11 +111,23 @@ class _Scheduler(Strategy):
     def _after_tell(self, suggestion: Suggestion, rung: int, score: float) -> None:
         pass
 
+    def _rank(self, rung: int, arch: Any, score: float) -> None:
+        """Record ``score`` for ``arch`` at ``rung`` (a repeated result replaces the earlier one)."""
+        results, ranked, keys = self.results[rung], self._ranked[rung], self._rank_key[rung]
+        old = keys.get(arch)
+        if old is not None:
+            del ranked[bisect.bisect_left(ranked, old[:2])]
+            index = old[1]
+        else:
+            index = len(results)
+        results[arch] = score
+        key = (-score if score == score else math.inf, index, arch)  # NaN ranks last
+        keys[arch] = key
+        ranked.insert(bisect.bisect_left(ranked, key[:2]), key)
+
     def _top(self, rung: int, k: int) -> list[Any]:
         """The ``k`` best architectures of a rung (ties: earlier result first)."""
-        items = list(self.results[rung].items())
-        order = sorted(range(len(items)), key=lambda i: (-items[i][1], i))
-        return [items[i][0] for i in order[:k]]
+        return [key[2] for key in self._ranked[rung][:k]]
 
 
 class _Bracket:
