@@ -383,3 +383,72 @@ def test_ensembles_results_and_correlations_need_no_torch():
             "from nasforge.estimation.proxies import RankEnsemble, EnsembleEstimator, ProxyTable, read_results, "
             "proxy_warm_start, PROXIES; assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- DARTS and NB101 networks -------------------------------------------------------------------------
+@pytest.mark.parametrize("name, net", [("nb101", {"stem_channels": 8, "cells_per_stack": 1}),
+                                       ("darts", {"C": 4, "layers": 3})])
+def test_proxies_and_training_build_darts_and_nb101_networks(torch, name, net):
+    """Both estimators pass ``in_channels``/``input_size`` to ``build``: NB101's build used to refuse
+    ``input_size`` (TypeError for every NB101 proxy or training run); vectors are refused up front."""
+    import dataclasses
+
+    from nasforge.data import from_arrays, load_digits
+    from nasforge.estimation.proxies import ProxyEstimator
+    from nasforge.estimation.training import TrainingEstimator
+    from nasforge.spaces import get_space
+
+    space = get_space(name)
+    arch = space.sample(np.random.default_rng(3))
+    est = ProxyEstimator(space, "digits", "all", batch_size=16, seed=0, net=net)
+    scores = est.estimate(arch).metrics
+    assert set(scores) == set(PROXIES)
+    assert all(not math.isnan(v) for v in scores.values())
+    assert est.estimate(arch).metrics == scores  # same seed, same network, same scores
+    digits = load_digits()
+    small = dataclasses.replace(digits, x_train=digits.x_train[:64], y_train=digits.y_train[:64],
+                                x_test=digits.x_test[:32], y_test=digits.y_test[:32])
+    trained = TrainingEstimator(space, small, max_epochs=1, batch_size=32, net=net, threads=1).estimate(arch)
+    assert 0.0 <= trained.metrics["valid_acc"] <= 100.0 and trained.metrics["params"] > 0
+    vectors = from_arrays(np.random.default_rng(0).normal(size=(200, 40)).astype(np.float32),
+                          np.arange(200) % 10, name="vec")
+    with pytest.raises(NasforgeError, match=f"space '{name}' builds convolutional networks for images.*vectors"):
+        ProxyEstimator(space, vectors, "naswot", net=net)
+    with pytest.raises(NasforgeError, match="input_size must be a positive integer"):
+        get_space("nb101").build(get_space("nb101").sample(np.random.default_rng(0)), input_size=0)
+
+
+def test_zen_reads_nb101_features_before_global_pooling(torch):
+    """The Zen-score compares feature maps before global average pooling; the NB101 network pooled
+    functionally, so zen read the pooled vector instead (a different, weaker quantity)."""
+    from nasforge.estimation.proxies.measures import _feature_module
+    from nasforge.spaces import get_space
+
+    space = get_space("nb101")
+    net = space.build(space.sample(np.random.default_rng(0)), stem_channels=8, cells_per_stack=1)
+    where, kind = _feature_module(net)
+    assert kind == "pre-GAP" and where is net.global_pooling
+    seen = []
+    handle = where.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    net(torch.randn(2, 3, 16, 16))
+    handle.remove()
+    assert seen == [torch.Size([2, 32, 4, 4])]  # 3 stacks: 8 -> 16 -> 32 channels, 16 -> 8 -> 4 pixels
+
+
+def test_sample_archs_draws_from_darts_and_distinct_nb101_cells():
+    """DARTS has a finite size (about 1e18) but is not enumerable: the sampler used to try to list it
+    (TypeError). NB101 draws are distinct up to isomorphism (the benchmark's hash)."""
+    from nasforge.estimation.proxies import sample_archs
+    from nasforge.spaces import get_space
+
+    darts = get_space("darts")
+    archs = sample_archs(darts, 6, seed=1)
+    assert len(set(archs)) == 6 and all(a in darts for a in archs)
+    assert sample_archs(darts, 3, seed=1) == archs[:3] and sample_archs(darts, 6, seed=2) != archs
+    with pytest.raises(NasforgeError, match="'darts' is not enumerable here"):
+        sample_archs(darts, None)
+    nb101 = get_space("nb101")
+    cells = sample_archs(nb101, 300, seed=0)
+    assert len({nb101.canonical_key(a) for a in cells}) == 300
+    assert sample_archs(nb101, 50, seed=0) == cells[:50]
+    assert sample_archs(SPACE, 40, seed=0)[:10] == sample_archs(SPACE, 10, seed=0)  # NB201: nested permutation

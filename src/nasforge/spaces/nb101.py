@@ -476,10 +476,19 @@ class NB101Space(SearchSpace):
         cells_per_stack: int = 3,
         num_classes: int = 10,
         in_channels: int = 3,
+        input_size: int = 32,
     ) -> Any:
         """The benchmark's network for ``arch`` (see :class:`~nasforge.spaces.nb101_net.NB101Network`);
-        the defaults are the benchmark's (128 stem channels, 3 stacks of 3 cells, 10 classes)."""
+        the defaults are the benchmark's (128 stem channels, 3 stacks of 3 cells, 10 classes).
+
+        ``input_size`` (side of the square input) is accepted like every image space's ``build``
+        (the estimators pass it); the network ends in global average pooling and its
+        downsampling rounds odd sides up, so it takes any side and the value only has to be
+        a positive integer."""
         from nasforge.spaces.nb101_net import NB101Network
+
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise NasforgeError(f"input_size must be a positive integer, got {input_size!r}")
 
         return NB101Network(
             self.coerce(arch), stem_channels=stem_channels, num_stacks=num_stacks,

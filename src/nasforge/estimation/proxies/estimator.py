@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from typing import Any
@@ -16,8 +17,15 @@ from nasforge.estimation.proxies.base import PROXIES, arch_seed, resolve_proxies
 from nasforge.estimation.proxies.measures import score_network
 from nasforge.spaces.base import SearchSpace
 
-#: spaces whose ``build`` makes convolutional networks for images (vectors do not fit them)
-IMAGE_SPACES = ("nb201",)
+def builds_images(space: SearchSpace) -> bool:
+    """Whether ``space.build`` makes networks for images: it names an ``input_size`` keyword (NB201,
+    DARTS, NB101, the macro spaces). A builder taking only ``**kwargs`` (a user's space) is not
+    judged."""
+    try:
+        params = inspect.signature(space.build).parameters
+    except (TypeError, ValueError):
+        return False
+    return "input_size" in params and params["input_size"].kind is not inspect.Parameter.VAR_KEYWORD
 
 
 class ProxyEstimator(Estimator):
@@ -35,9 +43,10 @@ class ProxyEstimator(Estimator):
     seconds per computation group. ``net`` holds extra ``build`` arguments (``C``, ``N`` for
     NB201; default: the space's own, i.e. the benchmark network ``C=16, N=5``).
 
-    Spaces and data: NB201 builds convolutional networks, so it takes image data (digits 8x8,
-    CIFAR-10 32x32, any image ``.npz``/folder whose side is divisible by 4); vector data such as
-    ``mnist1d`` is refused for it with a clear error. The proxies themselves work on any
+    Spaces and data: spaces whose ``build`` takes an ``input_size`` (NB201, DARTS, NB101, the macro
+    spaces) build convolutional networks, so they take image data (digits 8x8, CIFAR-10 32x32, any
+    image ``.npz``/folder whose side suits the network); vector data such as ``mnist1d`` is refused
+    for them with a clear error. The proxies themselves work on any
     ``nn.Module`` mapping a batch to logits (see :func:`~nasforge.estimation.proxies.score_network`),
     vectors included. ``threads`` sets ``torch.set_num_threads`` (one thread is usually fastest
     on a shared CPU). ``naswot_method`` selects the NASWOT kernel's GEMM (``int8``, default, or
@@ -75,7 +84,7 @@ class ProxyEstimator(Estimator):
             raise NasforgeError(f"unknown zen_bn {zen_bn!r}; allowed: batch, running")
         self.dataset = load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset
         d = self.dataset
-        if space.name in IMAGE_SPACES and d.kind != "image":
+        if builds_images(space) and d.kind != "image":
             raise NasforgeError(
                 f"space {space.name!r} builds convolutional networks for images; dataset {d.name!r} holds vectors of "
                 f"shape {d.input_shape} (use an image dataset: digits, cifar10, an image .npz or folder)"

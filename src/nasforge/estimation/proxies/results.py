@@ -124,41 +124,56 @@ def read_results(path: str | os.PathLike[str]) -> Any:
     return df
 
 
+#: a finite space is enumerated (for a nested, seeded permutation of all of it) only up to this
+#: size; a larger one (DARTS: about 1e18 architectures) is sampled like an infinite one
+ENUMERATE_MAX = 1_000_000
+
+
 def sample_archs(space: SearchSpace, n: int | None, seed: int = 0) -> list[Any]:
     """``n`` distinct architectures drawn with ``seed`` (all of a finite space when ``n`` is None).
 
-    For a finite space the sample is a prefix of one seeded permutation of the whole space, so
-    a smaller sample is always contained in a larger one with the same seed.
+    For a finite, enumerable space of at most :data:`ENUMERATE_MAX` architectures the sample is a
+    prefix of one seeded permutation of the whole space, so a smaller sample is always contained
+    in a larger one with the same seed. Any other space is sampled with ``space.sample``, keeping
+    the first draw of each ``space.canonical_key`` (isomorphic NB101 cells are one architecture);
+    there too the first ``n`` of a larger sample are the smaller one.
     """
     try:
         size = len(space)
     except TypeError:
         size = None
     if n is None:
-        if size is None:
-            raise NasforgeError(f"space {space.name!r} is not enumerable: give a sample size")
+        if size is None or size > ENUMERATE_MAX:
+            raise NasforgeError(f"space {space.name!r} is not enumerable here: give a sample size")
         return list(space)
     if n < 1:
         raise NasforgeError(f"sample size must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
-    if size is not None:
-        if n > size:
-            raise NasforgeError(f"sample size {n} exceeds the {size} architectures of space {space.name!r}")
-        archs = list(space)
-        return [archs[i] for i in rng.permutation(size)[:n]]
-    return draw_distinct(space, n, rng)
+    if size is not None and n > size:
+        raise NasforgeError(f"sample size {n} exceeds the {size} architectures of space {space.name!r}")
+    if size is not None and size <= ENUMERATE_MAX:
+        try:
+            archs = list(space)
+        except TypeError:  # finite but not iterable: sample it
+            pass
+        else:
+            return [archs[i] for i in rng.permutation(size)[:n]]
+    return draw_distinct(space, n, rng, key=space.canonical_key)
 
 
-def draw_distinct(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Any]:
-    """``n`` distinct ``space.sample(rng)`` draws in order of first appearance (at most 100·n draws)."""
-    seen: dict[Any, None] = {}
+def draw_distinct(space: SearchSpace, n: int, rng: np.random.Generator,
+                  key: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``n`` distinct ``space.sample(rng)`` draws in order of first appearance (at most 100·n draws);
+    with ``key``, draws with an equal ``key(arch)`` count once (the first is kept)."""
+    seen: dict[Any, Any] = {}
     for _ in range(100 * n):
-        seen.setdefault(space.sample(rng), None)
+        arch = space.sample(rng)
+        seen.setdefault(arch if key is None else key(arch), arch)
         if len(seen) == n:
             break
     if len(seen) < n:
         raise NasforgeError(f"could not draw {n} distinct architectures from space {space.name!r}")
-    return list(seen)
+    return list(seen.values())
 
 
 def score_archs(
