@@ -148,6 +148,23 @@ def worker_dead(worker: str | None, heartbeat: float, grace: float, now: float |
 
 
 # --- the interface ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyProgress:
+    """How far a study is: its event counter (``seq``), how many trials it ever created
+    (``n_trials``, re-queued copies included) and how many trials are in each state. Any new trial,
+    result or change of state changes it, so a reader (a dashboard) polls it to tell whether there
+    is anything new to read."""
+
+    seq: int
+    n_trials: int
+    states: dict[str, int]
+
+    @property
+    def token(self) -> str:
+        """A short string that changes whenever the progress does."""
+        return f"{self.seq}.{self.n_trials}." + ".".join(f"{k}{v}" for k, v in sorted(self.states.items()))
+
+
 class StudyTx(ABC):
     """An exclusive transaction on one study (see :meth:`Storage.lock`)."""
 
@@ -236,6 +253,16 @@ class Storage(ABC):
 
     def heartbeat(self, study_id: int, worker: str) -> None:
         """Record that ``worker`` is alive (on its running trials)."""
+
+    def progress(self, study_id: int) -> StudyProgress:
+        """How far the study is, read without locking it (see :class:`StudyProgress`). This
+        default reads every trial; storages override it with a cheap read."""
+        trials = self.trials(study_id)
+        seq = max((s for t in trials for s in (t.ask_seq, t.tell_seq) if s is not None), default=0)
+        states: dict[str, int] = {}
+        for t in trials:
+            states[t.state.value] = states.get(t.state.value, 0) + 1
+        return StudyProgress(seq, len(trials), states)
 
     def describe(self) -> str:
         return type(self).__name__
@@ -377,6 +404,14 @@ class InMemoryStorage(Storage):
 
     def lock(self, study_id: int) -> _MemTx:
         return self._by_id[study_id].tx
+
+    def progress(self, study_id: int) -> StudyProgress:
+        st = self._by_id[study_id]
+        with st.lock:
+            states: dict[str, int] = {}
+            for t in st.trials:
+                states[t.state.value] = states.get(t.state.value, 0) + 1
+            return StudyProgress(len(st.events), len(st.trials), states)
 
     def describe(self) -> str:
         return ":memory:"
@@ -761,6 +796,18 @@ class RDBStorage(Storage):
         rows = self._run(lambda c: c.execute(self._sa.select(t).where(t.c.study_id == study_id)
                                              .order_by(t.c.number)).all(), write=False)
         return [self._trial(r) for r in rows]
+
+    def progress(self, study_id: int) -> StudyProgress:
+        sa, s = self._sa, self.t_studies
+
+        def read(c: Any) -> tuple[Any, list[Any]]:
+            row = c.execute(sa.select(s.c.seq, s.c.next_number).where(s.c.id == study_id)).first()
+            return row, c.execute(self._q["counts"], {"sid": study_id}).all()
+
+        row, counts = self._run(read, write=False)
+        if row is None:
+            raise NasforgeError(f"no study with id {study_id} in {self.url!r}")
+        return StudyProgress(int(row.seq), int(row.next_number), {str(st): int(n) for st, n, _cost in counts})
 
     def heartbeat(self, study_id: int, worker: str) -> None:
         t = self.t_trials
