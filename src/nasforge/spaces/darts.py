@@ -237,6 +237,8 @@ class DartsSpace(SearchSpace):
 
     name = "darts"
     ops = OPS
+    #: what :meth:`cells` returns, in order (diagrams title each cell with its name)
+    cell_names = CELLS
     encodings = ("onehot", "compact", "adjacency")
 
     # --- elements ---------------------------------------------------------------------------
