@@ -17,15 +17,26 @@ CPU-scale protocol (docs/benchmarks.md):
 - truth: NB201 ``test_acc_200`` and ``valid_acc_200`` (CIFAR-10, 200 epochs, 32x32);
 - ``--seeds`` independent supernet trainings; mean +- standard error over seeds.
 
+Every supernet is trained by the library's run protocol (:class:`nasforge.oneshot.run.SupernetRun`,
+the code behind ``nasforge supernet train``), one run folder per seed and method
+(``--out/seed<S>/<method>/``), so the command line with the same settings and seed trains the same
+supernet. The split methods start from the SPOS run's root (``root_from``; SPOS keeps its state at
+the branch point).
+
 Results are written incrementally under ``--out`` (one JSON per seed and method); running the
 command again resumes (trainers resume from their checkpoints). ``--report`` prints the tables
-from what is there. ``--memory`` measures the peak memory of the two split criteria.
+from what is there. ``--memory`` measures the peak memory of the two split criteria. ``--quick``
+is a smoke run of a few minutes (2 seeds, 300 passes, 20 cells, 6 methods; see ``QUICK``).
 
 Command used for docs/benchmarks.md::
 
     nice -n 10 python benchmarks/supernet_nb201.py --seeds 0,1,2 --steps 3000
     python benchmarks/supernet_nb201.py --memory
     python benchmarks/supernet_nb201.py --report
+
+Smoke run (the check that refactorings leave the numbers unchanged)::
+
+    python benchmarks/supernet_nb201.py --quick --report-after
 """
 
 from __future__ import annotations
@@ -48,6 +59,9 @@ LABELS = {"spos": "SPOS (uniform)", "fairnas": "FairNAS", "pada-path": "PA&DA pa
           "gm-1": "gradient matching, 2 sub-supernets", "gm-2": "gradient matching, 4 sub-supernets (2 levels)"}
 SPLITS = {"fewshot": ("fewshot", 1, [5]), "lid-1": ("lid", 1, [2]), "lid-2": ("lid", 2, [2, 4]),
           "gm-1": ("gradient", 1, [2]), "gm-2": ("gradient", 2, [2, 4])}
+#: settings of --quick
+QUICK = {"seeds": "0,1", "steps": 300, "n_archs": 20, "n_eval": 200, "n_train": 1200,
+         "methods": "spos,fairnas,pada,fewshot,lid-1,gm-2", "out": "benchmarks/out/supernet_nb201_quick"}
 REFERENCE = {"spos": "0.485 (few-shot NAS release, one-shot, full scale)",
              "fewshot": "0.551 (few-shot NAS release, 5 sub-supernets)", "pada": "~0.71 (PA&DA paper)"}
 
@@ -74,22 +88,21 @@ def parse() -> argparse.Namespace:
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--memory-scale", default="bench", help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true")
-    return p.parse_args()
+    p.add_argument("--quick", action="store_true", help="smoke run with other defaults: " + ", ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()))
+    p.add_argument("--report-after", action="store_true", help="with --quick: print the tables at the end")
+    args = p.parse_args()
+    if args.quick:  # the quick settings become the defaults; options given still win
+        p.set_defaults(**QUICK)
+        args = p.parse_args()
+    return args
 
 
-# --- data and settings ------------------------------------------------------------------------
-def load_data(args: argparse.Namespace) -> Any:
-    from nasforge.data import load_dataset
-    from nasforge.oneshot import downsample
-
-    ds = load_dataset("cifar10", n_train=args.n_train, val_fraction=1 / 6, data_dir=args.data_dir)
-    return downsample(ds, args.size)
-
-
+# --- settings ---------------------------------------------------------------------------------
 def protocol(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "n_archs": args.n_archs, "sample_seed": args.sample_seed, "n_train": args.n_train,
             "size": args.size, "C": args.C, "N": args.N, "batch_size": args.batch_size, "lr": args.lr,
-            "n_eval": args.n_eval, "bn": "4x128"}
+            "n_eval": args.n_eval, "bn": "4x128", "runs": "library run folders"}
 
 
 def check_protocol(out: Path, args: argparse.Namespace) -> None:
@@ -105,16 +118,20 @@ def check_protocol(out: Path, args: argparse.Namespace) -> None:
         f.write_text(json.dumps(mine, indent=1))
 
 
+def run_settings(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The library run settings of one method and seed (what ``nasforge supernet train`` takes)."""
+    st: dict[str, Any] = {"space": "nb201", "dataset": "cifar10", "n_train": args.n_train, "image_size": args.size,
+                          "data_seed": 0, "net": {"C": args.C, "N": args.N}, "steps": args.steps,
+                          "batch_size": args.batch_size, "lr": args.lr, "seed": seed}
+    if method in SPLITS:
+        criterion, levels, _parts = SPLITS[method]
+        st.update(sampler="uniform", split=criterion, levels=levels)
+    else:
+        st.update(sampler="uniform" if method == "spos" else method, split="none")
+    return st
+
+
 # --- one method, one seed ------------------------------------------------------------------------
-def trainer_for(model: Any, sampler: str, ds: Any, steps: int, args: argparse.Namespace, seed: int,
-                ckpt: Path | None, schedule: tuple[float, float] = (0.0, 1.0), allowed: Any = None) -> Any:
-    from nasforge.oneshot import SupernetTrainer, make_sampler
-
-    return SupernetTrainer(model, make_sampler(sampler, allowed=allowed), ds.x_train, ds.y_train, steps=steps,
-                           batch_size=args.batch_size, lr=args.lr, seed=seed, schedule=schedule, checkpoint=ckpt,
-                           checkpoint_every=250)
-
-
 def score_all(supernets: Any, ds: Any, archs: list[Any], args: argparse.Namespace) -> dict[str, Any]:
     from nasforge.oneshot import PathEvaluator
 
@@ -128,63 +145,32 @@ def score_all(supernets: Any, ds: Any, archs: list[Any], args: argparse.Namespac
     return {"acc": acc, "loss": loss, "eval_seconds": float(np.mean(secs))}
 
 
-def run_method(method: str, seed: int, ds: Any, archs: list[Any], args: argparse.Namespace, out: Path) -> None:
-    import torch
-
-    from nasforge.estimation.training import arch_seed
-    from nasforge.oneshot import build_supernet
-    from nasforge.oneshot.fewshot import grow_splits, split_steps
+def run_method(method: str, seed: int, archs: list[Any], args: argparse.Namespace, out: Path) -> None:
+    from nasforge.oneshot.run import SupernetRun
 
     res_file = out / f"seed{seed}" / f"{method}.json"
     if res_file.is_file():
         return
     work = out / f"seed{seed}"
-    work.mkdir(parents=True, exist_ok=True)
-    T = args.steps
+    log = None if args.quiet else print
+    run = SupernetRun(work / method, data_dir=args.data_dir, **run_settings(method, seed, args))
     t0 = time.perf_counter()
     info: dict[str, Any] = {"method": method, "seed": seed}
     if method in SPLITS:
-        root_file = work / "root.pt"
-        if not root_file.is_file():
-            run_method("spos", seed, ds, archs, args, out)  # writes the root on its way
-        model = build_supernet(ds, C=args.C, N=args.N, seed=seed)
-        root = trainer_for(model, "uniform", ds, T, args, seed, None)
-        root.load(root_file)
-        criterion, levels, parts = SPLITS[method]
-        steps = split_steps(T - root.step, parts)
-        g = torch.Generator().manual_seed(1000 + seed)
-        pick = torch.randperm(len(ds.y_train), generator=g)[:128]
-        xs, ys = torch.from_numpy(ds.x_train[pick.numpy()]), torch.from_numpy(ds.y_train[pick.numpy()])
-        passes = {"n": 0}
-
-        def make(child: Any, n: int, sched: tuple[float, float], node: str) -> Any:
-            passes["n"] += n
-            return trainer_for(child, "uniform", ds, n, args, arch_seed(seed, f"{method}/{node}"),
-                               work / method / f"{node}.pt", schedule=sched, allowed=child.allowed)
-
-        t_split = time.perf_counter()
-        split, decisions = grow_splits(root.model, make, xs, ys, criterion=criterion, levels=levels, steps=steps,
-                                       schedule_start=root.progress(), root_optimizer=root.optimizer.state_dict(),
-                                       edge=0 if criterion == "fewshot" else None, seed=seed, workdir=work / method,
-                                       log=None if args.quiet else print)
-        info.update(decisions=decisions, parts=split.describe(), steps_per_part=steps,
-                    path_passes=root.step + passes["n"], split_and_finetune_seconds=time.perf_counter() - t_split)
-        supernets: Any = split
+        spos = work / "spos"
+        if not (spos / "root.pt").is_file():  # the SPOS run keeps its state at the branch point
+            SupernetRun(spos, data_dir=args.data_dir, **run_settings("spos", seed, args)).train(
+                progress=not args.quiet, log=log, checkpoint_every=250, keep_root=True)
+        r = run.train(progress=not args.quiet, log=log, checkpoint_every=250, root_from=spos)
+        info.update(decisions=r.decisions, parts=r.parts, steps_per_part=r.steps_per_part, path_passes=r.path_passes,
+                    split_and_finetune_seconds=r.split_seconds)
     else:
-        model = build_supernet(ds, C=args.C, N=args.N, seed=seed)
-        sampler = "uniform" if method == "spos" else method
-        group = 5 if method == "fairnas" else 1
-        tr = trainer_for(model, sampler, ds, T // group, args, seed, work / f"{method}.pt")
-        if method == "spos" and not (work / "root.pt").is_file():
-            tr.train(until=T // 2, progress=not args.quiet, desc=f"seed {seed} spos (to root)")
-            tr.save(work / "root.pt")
-        r = tr.train(progress=not args.quiet, desc=f"seed {seed} {method}")
-        info.update(path_passes=tr.step * group, train_seconds=r["seconds"],
-                    seconds_per_pass=r["seconds"] / (tr.step * group), final_loss=r["loss"])
-        if method.startswith("pada"):
-            info["op_prob_final"] = np.round(tr.sampler.probabilities(), 4).tolist()
-        supernets = model
-    scores = score_all(supernets, ds, archs, args)
+        r = run.train(progress=not args.quiet, log=log, checkpoint_every=250, keep_root=method == "spos")
+        info.update(path_passes=r.path_passes, train_seconds=r.train_seconds, final_loss=r.loss,
+                    seconds_per_pass=r.train_seconds / r.path_passes if r.path_passes else float("nan"))
+        if method.startswith("pada") and r.trainer is not None:
+            info["op_prob_final"] = np.round(r.trainer.sampler.probabilities(), 4).tolist()
+    scores = score_all(r.supernets, run.dataset(), archs, args)
     info.update(scores, archs=[str(a) for a in archs], wall_seconds=time.perf_counter() - t0)
     tmp = res_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
@@ -237,7 +223,8 @@ def report(args: argparse.Namespace, out: Path) -> None:
                         taus.append(kendall_tau(acc[sel], t[sel]))
                         weights.append(sel.sum())
                     means.append((acc[sel].mean(), t[sel].mean()))
-                per.setdefault("within", []).append(float(np.average(taus, weights=weights)))
+                if weights:  # parts with at least 10 sampled cells
+                    per.setdefault("within", []).append(float(np.average(taus, weights=weights)))
                 mu = np.array(means)
                 per.setdefault("offset", []).append(spearman(mu[:, 0], mu[:, 1]) if len(mu) > 2 else float("nan"))
             upper = t >= np.median(t)
@@ -314,8 +301,8 @@ def _parts_of(parts: list[str], archs: list[str]) -> np.ndarray:
     """Which part (index) holds each architecture, from the parts' descriptions."""
     import re
 
-    from nasforge.oneshot.supernet import arch_indices
     from nasforge.spaces.nb201 import OPS
+    from nasforge.spaces.nb201_supernet import arch_indices
 
     rules = []
     for text in parts:
@@ -345,13 +332,13 @@ def memory_child(args: argparse.Namespace) -> None:
     """Measure one criterion in this (fresh) process: peak RSS above the RSS just before it."""
     import torch
 
-    from nasforge.oneshot import NB201Supernet
     from nasforge.oneshot.fewshot import choose_split
+    from nasforge.spaces import get_space
 
     torch.set_num_threads(args.threads)
     sc = SCALES[args.memory_scale]
     torch.manual_seed(0)
-    model = NB201Supernet(C=sc["C"], N=sc["N"], input_size=sc["size"])
+    model = get_space("nb201").supernet(C=sc["C"], N=sc["N"], input_size=sc["size"])
     x = torch.randn(sc["batch"], 3, sc["size"], sc["size"])
     y = torch.randint(0, 10, (sc["batch"],))
     crit = args.memory_child
@@ -409,14 +396,14 @@ def main() -> None:
     check_protocol(out, args)
     from nasforge.oneshot import sample_archs
 
-    ds = load_data(args)
     archs = sample_archs(args.n_archs, args.sample_seed)
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in [m for m in args.methods.split(",") if m]:
             if method not in METHODS:
                 sys.exit(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
-            run_method(method, seed, ds, archs, args, out)
-    report(args, out)
+            run_method(method, seed, archs, args, out)
+    if not args.quick or args.report_after:
+        report(args, out)
 
 
 if __name__ == "__main__":

@@ -296,7 +296,7 @@ def test_bananas_runs_and_is_seeded():
     s = get_strategy("bananas", NB201, seed=1, encoding="adjacency", n_init=5, k=3, epochs=30)
     assert len(set(run(s, 12))) == 12
     with pytest.raises(NasforgeError, match="unknown encoding"):
-        get_strategy("bananas", NB201, encoding="onehot")
+        get_strategy("bananas", NB201, encoding="bogus")  # "onehot" is the space's own encoding now
 
 
 def test_failures_are_kept_out_of_the_model():

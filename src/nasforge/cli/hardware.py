@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from nasforge.errors import NasforgeError
+from nasforge.cli.options import finite_float
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
 DEFAULT_OBJECTIVES = ("valid_acc:max", "latency_ms[pixel3]:min")
@@ -95,7 +96,17 @@ def cmd_front(args: argparse.Namespace) -> int:
     from nasforge.estimation.hardware import search_energy
     from nasforge.study import load_study
 
-    study = load_study(args.study, args.storage)
+    from nasforge.errors import check_float, check_output_file
+    from nasforge.study import get_storage
+
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot")
+    if args.power_watts is not None:
+        check_float(args.power_watts, "--power-watts", 0, low_open=True)
+    study = load_study(args.study, get_storage(args.storage, create=False))
+    if not study.is_multi_objective:
+        raise NasforgeError(f"study {args.study!r} has one objective ({study.metric}); a Pareto front needs two or "
+                            f"more (nasforge show {args.study} lists its best trials)")
     cfg = study.config
     search = cfg.get("search", {})
     bench = None
@@ -105,11 +116,8 @@ def cmd_front(args: argparse.Namespace) -> int:
     cons = (bind_constraints(cfg.get("constraints"), bench.space, bench, None, args.data_dir)
             if bench is not None else None)
     print(study.summary())
-    if study.is_multi_objective:
-        print_front(study, bench, args.report or (bench.report_metric if bench is not None else None), args.plot,
-                    constraints=cons)
-    elif args.plot:
-        raise NasforgeError(f"study {args.study!r} has one objective ({study.metric}); a front needs two")
+    print_front(study, bench, args.report or (bench.report_metric if bench is not None else None), args.plot,
+                constraints=cons)
     power = args.power_watts if args.power_watts is not None else cfg.get("power_watts")
     if power is not None:
         e = search_energy(study.trials, float(power), clock="wall")
@@ -259,7 +267,7 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=30")
     m.add_argument("--constraint", action="append", default=None, metavar="EXPR",
                    help="hard constraint, repeatable: 'latency_ms[pixel3] <= 20', 'params <= 0.5e6'")
-    m.add_argument("--power-watts", type=float, default=None,
+    m.add_argument("--power-watts", type=finite_float, default=None,
                    help="declared power of this machine, to report the energy the search spent")
     m.add_argument("--study", default=None, help="study name (default <strategy>-<benchmark>-<objectives>-seed<seed>)")
     m.add_argument("--report", default=None, help="metric shown beside the front (never used to select)")
@@ -273,7 +281,7 @@ def add_parser(sub: Any) -> None:
     f.add_argument("--benchmark", default=None, help="table for the true front (default: the study's own)")
     f.add_argument("--plot", default=None, help="write the front (with the true front) to this PNG")
     f.add_argument("--report", default=None)
-    f.add_argument("--power-watts", type=float, default=None,
+    f.add_argument("--power-watts", type=finite_float, default=None,
                    help="declared power: report the energy the search spent (time x power)")
     common(f)
     f.set_defaults(func=cmd_front)

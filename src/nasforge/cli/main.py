@@ -7,13 +7,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from nasforge import __version__
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, check_int, check_output_file, check_seed, check_work_dir, shorten
+from nasforge.cli.options import finite_float, positive_int
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
+DEFAULT_WORKDIR = "nasforge_runs"
 DEFAULT_DATASET = "digits"  # = nasforge.study.task.DEFAULT_DATASET (not imported: parsing stays light)
 
 
@@ -97,45 +98,69 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"n_workers": args.workers, "executor": executor, "ray_address": address}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number >= 1")
-    return value
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     from nasforge.estimation.constraints import bind_constraints
     from nasforge.strategies import get_strategy
     from nasforge.study import create_study, get_storage, load_study
-    from nasforge.study.task import build_task, merge_settings, strategy_settings
+    from nasforge.study.task import build_task, merge_settings, strategy_settings, study_dir
 
     given = _given_settings(args)
     run = _run_options(args)
+    if args.budget is not None:
+        check_int(args.budget, "--budget", 1)
+    if args.max_cost is not None:
+        from nasforge.errors import check_float
+
+        check_float(args.max_cost, "--max-cost", 0, low_open=True)
     storage = get_storage(args.storage)
     name = args.study
     stored: dict[str, Any] = {}
-    if name is not None and name in storage.study_names():
-        stored = load_study(name, storage).config.get("search", {})
+    if name is not None:
+        from nasforge.study.study import check_study_name
+
+        check_study_name(name)
+        names = storage.study_names()
+        if name in names:
+            stored = load_study(name, storage).config.get("search", {})
+        elif given["benchmark"] is None and given["dataset"] is None:  # a typo must not start a new search
+            raise NasforgeError(f"no study {shorten(name)} in {args.storage}; studies: "
+                                f"{', '.join(map(shorten, names)) or 'none'}. To start a new study of that name, "
+                                "give --benchmark or --dataset")
+        else:  # a new study's name is a folder name too (WORKDIR/<name> when it trains), whatever it searches
+            study_dir(".", name)
     settings = merge_settings(given, stored, name)
     label = settings.get("benchmark") or settings.get("dataset")
     if name is None:
         name = f"{settings['strategy']}-{str(label).replace(':', '-').replace('/', '_')}-seed{settings['seed']}"
-    workdir = Path(args.workdir) / name
+    training = not settings.get("benchmark")
+    workdir = None
+    if training:  # checkpoints and the best network: WORKDIR/<study>
+        check_work_dir(args.workdir or DEFAULT_WORKDIR, "--workdir")
+        workdir = study_dir(args.workdir or DEFAULT_WORKDIR, name)
+    elif args.workdir is not None:
+        raise NasforgeError(f"--workdir {shorten(args.workdir)} is for searches that train (--dataset); "
+                            "a table search writes no files")
     task = build_task(settings, args.data_dir, workdir)
+    report = task.check_metric(args.report, "--report metric") if args.report else task.report
     cons = bind_constraints(settings.get("constraints"), task.space, task.table, task.estimator, args.data_dir)
     strategy = get_strategy(settings["strategy"], task.space, seed=settings["seed"], fidelity=settings.get("fidelity"),
-                            feasible=cons, **strategy_settings(settings, task))
+                            feasible=task.strategy_feasible(cons), **strategy_settings(settings, task))
     settings.update(metric=task.metric, direction="max" if task.maximize else "min")
     study = create_study(name, task.space, task.metric, maximize=task.maximize, storage=storage,
                          config={"search": settings}, constraints=cons, load_if_exists=True)
     done = len(study.finished_trials)
-    report = args.report or task.report
     budget = args.budget if args.budget is not None else (100 if task.table is not None else 40)
-    print(f"study {name!r} ({args.storage}): {strategy!r}")
+    threads = ""
+    if training:
+        import torch
+
+        from nasforge.estimation.training import LAST_CORES
+
+        seen = (f": {LAST_CORES['usable']:g} core(s), {LAST_CORES['busy']:.1f} busy with other work"
+                if LAST_CORES else "")
+        threads = f", {torch.get_num_threads()} torch thread(s){seen}"
+    print(f"study {name!r} ({args.storage}){threads}")
+    print(f"strategy {strategy!r}")
     print(f"{task.description}; selecting by {task.metric} ({'max' if task.maximize else 'min'}), reporting "
           f"{report}; budget {budget} trials" + (f" or cost {args.max_cost:g}" if args.max_cost else "")
           + (f"; {run['n_workers']} worker(s) ({run['executor']})" if run["executor"] else ""))
@@ -147,7 +172,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     print(f"{len(study.finished_trials) - done} new trial(s) in {seconds:.2f} s")
     _print_result(study, task.table, report)
-    if task.table is None and study.best_trial is not None:
+    if training and study.best_trial is not None:
         from nasforge.estimation.export import save_trained
 
         best = study.best_trial
@@ -155,6 +180,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         paths = save_trained(model, workdir / "best", best.arch, task.estimator)
         print(f"best network saved: {paths['state_dict']} (state dict + build settings) and {paths['program']} "
               "(torch.export program: torch.export.load(path).module(), no nasforge needed)")
+    return _all_failed(study)
+
+
+def _all_failed(study: Any) -> int:
+    """0, or 1 with a one-line message when the study has finished trials and every one failed."""
+    from nasforge.study import TrialState
+
+    finished = study.finished_trials
+    if finished and not any(t.state is TrialState.COMPLETE for t in finished):
+        first = next((t.error for t in finished if t.error), "no result")
+        print(f"nasforge: error: all {len(finished)} trial(s) of study {study.name!r} failed; the first error: "
+              f"{shorten(first, 300)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -192,7 +230,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     from nasforge.estimation import load_benchmark
     from nasforge.study import get_storage, load_study
 
-    storage = get_storage(args.storage)
+    check_int(args.top, "--top", 1)
+    if args.csv is not None:
+        check_output_file(args.csv, "--csv")
+    storage = get_storage(args.storage, create=False)  # reading: create nothing, write nothing
     if args.study is None:
         names = storage.study_names()
         if not names:
@@ -211,6 +252,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             bench = load_benchmark(spec, data_dir=args.data_dir)
         except NasforgeError as exc:
             print(f"(benchmark {spec} not available: {exc})")
+    report = args.report or (bench.report_metric if bench is not None else None)
+    if args.report:
+        _check_report(study, bench, args.report)
     print(study.summary())
     search = cfg.get("search")
     if search:
@@ -222,15 +266,34 @@ def cmd_show(args: argparse.Namespace) -> int:
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
             print(df.drop(columns=["started"]).to_string(index=False))
     if args.csv:
-        study.trials_dataframe().to_csv(args.csv, index=False)
+        _write(lambda: study.trials_dataframe().to_csv(args.csv, index=False), args.csv, "--csv")
         print(f"trials written to {args.csv}")
-    report = args.report or (bench.report_metric if bench is not None else None)
     _print_result(study, bench, report, top=args.top)
     if study.is_multi_objective:  # nasforge front STUDY --plot draws it
         from nasforge.cli.hardware import print_front
 
         print_front(study, bench, report)
     return 0
+
+
+def _check_report(study: Any, bench: Any, report: str) -> None:
+    """``--report`` must name a metric the study's trials (or its table) carry."""
+    names: dict[str, None] = {}
+    if bench is not None:
+        names.update(dict.fromkeys(bench.metrics_at(None)))
+    for t in study.trials:
+        names.update(dict.fromkeys(t.metrics))
+    if report not in names:
+        raise NasforgeError(f"unknown --report metric {shorten(report)} for study {study.name!r}; available: "
+                            f"{', '.join(names) or 'none (no trial has finished)'}")
+
+
+def _write(write: Any, path: str, what: str) -> None:
+    """Run ``write()``; an OS error (disk full, permissions changed since the check) is one line."""
+    try:
+        write()
+    except OSError as exc:
+        raise NasforgeError(f"cannot write {what} {shorten(path)}: {exc.strerror or exc}") from None
 
 
 # --- bench ------------------------------------------------------------------------------------
@@ -240,27 +303,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from nasforge.strategies import get_strategy
     from nasforge.study.compare import compare_strategies
 
-    at = _int_list(args.at, "--at")  # validate the cheap arguments before loading a table
+    # validate the cheap arguments before loading a table
+    at = _int_list(args.at, "--at")
+    check_int(args.seeds, "--seeds", 1)
+    first = check_seed(args.seed, "--seed")
+    check_seed(first + args.seeds - 1, "--seed + --seeds - 1 (the last seed)")
+    if args.budget is not None:
+        check_int(args.budget, "--budget", 1)
+        past = [q for q in at if q > args.budget]
+        if past:
+            raise NasforgeError(f"bad --at {args.at!r}: {', '.join(map(str, past))} is past --budget {args.budget} "
+                                "(the anytime table reads each run at these query counts)")
+    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not names:
+        raise NasforgeError(f"bad --strategies {shorten(args.strategies)}: expected comma-separated strategy names, "
+                            "e.g. random,re,ls")
+    for path, what in ((args.plot, "--plot"), (args.csv, "--csv")):
+        if path is not None:
+            check_output_file(path, what)
+    at_time = _float_list(args.at_time, "--at-time") if args.at_time else None
+    if at_time is not None and args.workers == 1:
+        raise NasforgeError("--at-time reads the simulated clock of --workers W > 1")
     bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
     metric = args.metric or bench.default_metric
     report = args.report or bench.report_metric
     for m in (metric, report):
         if m not in bench.metrics_at(None):
-            raise NasforgeError(f"unknown metric {m!r} for {bench.name}; available: {', '.join(bench.metrics_at(None))}")
+            raise NasforgeError(f"unknown metric {shorten(m)} for {bench.name}; available: "
+                                f"{', '.join(bench.metrics_at(None))}")
     maximize = _maximize(bench, metric, args.direction)
     budget = args.budget or max(at)
     params = _bench_params(args.param)
+    from nasforge.strategies import ALIASES
+
+    unused = sorted(set(params) - set(names) - {ALIASES.get(n, n) for n in names})
+    if unused:
+        raise NasforgeError(f"--param names strategy {', '.join(map(repr, unused))}, which is not in --strategies "
+                            f"({', '.join(names)})")
     strategies: dict[str, tuple[str, dict[str, Any]]] = {}
-    for name in [s.strip() for s in args.strategies.split(",") if s.strip()]:
+    for name in names:
         st = get_strategy(name, bench.space, **params.get(name, {}))  # validates name and settings
         strategies[st.name] = (st.name, params.get(name, {}))
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    seeds = list(range(first, first + args.seeds))
     total = len(strategies) * len(seeds)
     from tqdm.auto import tqdm
 
-    at_time = _float_list(args.at_time, "--at-time") if args.at_time else None
-    if at_time is not None and args.workers == 1:
-        raise NasforgeError("--at-time reads the simulated clock of --workers W > 1")
     bar = tqdm(total=total, desc="runs", disable=args.quiet, dynamic_ncols=True)
     t0 = time.perf_counter()
     times: dict[str, list[Any]] | None = {} if args.workers > 1 else None
@@ -290,10 +377,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"\nby the simulated clock ({args.workers} workers; each trial occupies one for its tabulated cost):")
         print(_table(["strategy", unit, f"{report} mean ± std", "s.e.", "runs"], rows))
     if args.csv:
-        table.to_csv(args.csv)
+        _write(lambda: table.to_csv(args.csv), args.csv, "--csv")
         print(f"table written to {args.csv}")
     if args.plot:
-        plot_anytime(curves, args.plot, ylabel=report, title=f"{bench.name}, {len(seeds)} seeds", optimum=opt)
+        _write(lambda: plot_anytime(curves, args.plot, ylabel=report, title=f"{bench.name}, {len(seeds)} seeds",
+                                    optimum=opt), args.plot, "--plot")
         print(f"plot written to {args.plot}")
     return 0
 
@@ -323,14 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default when no --benchmark: {DEFAULT_DATASET})")
     s.add_argument("--space", default=None, help="search space for --dataset (default nb201)")
     s.add_argument("--strategy", default=None, help="random, re, ls, sh, hyperband, asha, pasha (default re)")
-    s.add_argument("--budget", type=int, default=None,
+    s.add_argument("--budget", type=positive_int, default=None,
                    help="total trials of the study (default 100 on a table, 40 with training)")
-    s.add_argument("--max-cost", type=float, default=None,
+    s.add_argument("--max-cost", type=finite_float, default=None,
                    help="total cost budget: simulated seconds/epochs on a table, training seconds with --dataset")
     s.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     s.add_argument("--metric", default=None, help="metric to optimise (default: the validation metric)")
     s.add_argument("--direction", choices=("max", "min"), default=None)
-    s.add_argument("--fidelity", type=float, default=None, help="fidelity to query, e.g. 12 or 200 for NB201")
+    s.add_argument("--fidelity", type=finite_float, default=None, help="fidelity to query, e.g. 12 or 200 for NB201")
     s.add_argument("--report", default=None, help="metric to report for the best trial (never used to select)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=20")
     s.add_argument("--constraint", dest="constraints", action="append", default=None, metavar="EXPR",
@@ -343,26 +431,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--C", type=int, default=None, help="channels of the first stage (default 8)")
     t.add_argument("--N", type=int, default=None, help="cells per stage (default 1)")
     t.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--lr", type=finite_float, default=None)
     t.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=None)
-    t.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=None)
+    t.add_argument("--weight-decay", dest="weight_decay", type=finite_float, default=None)
+    t.add_argument("--label-smoothing", dest="label_smoothing", type=finite_float, default=None)
     t.add_argument("--n-train", dest="n_train", type=int, default=None, help="CIFAR-10: training images to use")
     r = s.add_argument_group("parallel evaluation (not stored: processes sharing a --study may differ)")
-    r.add_argument("--workers", type=_positive_int, default=1,
+    r.add_argument("--workers", type=positive_int, default=1,
                    help="evaluations run at once (default 1: one at a time, in this process)")
     r.add_argument("--executor", choices=EXECUTORS, default=None,
                    help="where they run: threads, a process pool, or Ray (default with --workers > 1: process)")
     r.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR",
                    help="Ray cluster to join, e.g. ray://head:10001 (implies --executor ray)")
-    s.add_argument("--workdir", default="nasforge_runs", help="checkpoints and the best network go to WORKDIR/STUDY")
+    s.add_argument("--workdir", default=None,
+                   help=f"with --dataset: checkpoints and the best network go to WORKDIR/STUDY (default {DEFAULT_WORKDIR})")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     common(s)
     s.set_defaults(func=cmd_search)
 
     sh = sub.add_parser("show", help="list studies, or show one study's trials and best architecture")
     sh.add_argument("study", nargs="?", default=None)
-    sh.add_argument("--top", type=int, default=10, help="how many best trials to list (default 10)")
+    sh.add_argument("--top", type=positive_int, default=10, help="how many best trials to list (default 10)")
     sh.add_argument("--all", action="store_true", help="print every trial")
     sh.add_argument("--csv", default=None, help="write all trials to this CSV file")
     sh.add_argument("--report", default=None)
@@ -372,16 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="compare strategies over many seeds on a tabular benchmark")
     b.add_argument("--benchmark", default="nb201:cifar10")
     b.add_argument("--strategies", default="random,re,ls")
-    b.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    b.add_argument("--seeds", type=positive_int, default=10, help="number of seeds (default 10)")
     b.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     b.add_argument("--at", default="25,50,100,200,300", help="query counts of the anytime table")
-    b.add_argument("--budget", type=int, default=None, help="queries per run (default: the largest --at)")
+    b.add_argument("--budget", type=positive_int, default=None, help="queries per run (default: the largest --at)")
     b.add_argument("--metric", default=None)
     b.add_argument("--direction", choices=("max", "min"), default=None)
     b.add_argument("--report", default=None)
     b.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
                    help="strategy setting, e.g. re.population_size=20")
-    b.add_argument("--workers", type=_positive_int, default=1,
+    b.add_argument("--workers", type=positive_int, default=1,
                    help="simulated parallel workers: each trial occupies one for its tabulated cost (default 1)")
     b.add_argument("--at-time", dest="at_time", default=None,
                    help="with --workers: simulated times of the second table (default: five up to the shortest run)")
@@ -413,11 +502,24 @@ def _bench_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _one_line_warning(message: Any, category: Any, *_: Any, **__: Any) -> None:
+    print(f"nasforge: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    # OpenMP threads that wait for a busy core sleep rather than spin (read when torch loads, so
+    # set before any command imports it); the user's own setting wins
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except NasforgeError as exc:
         print(f"nasforge: error: {exc}", file=sys.stderr)
         return 2

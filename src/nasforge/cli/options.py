@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import math
+
 from nasforge.errors import NasforgeError
 
 
@@ -17,3 +20,25 @@ def parse_top_k(text: str) -> list[float]:
             raise NasforgeError(f"bad --top-k {item!r}: expected a positive count or a percentage below 100%")
         out.append(k)
     return out
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (expected a whole number >= 1)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (expected a whole number >= 1)")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite number (``1e400``, ``inf`` and ``nan`` are refused as typed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a finite number")
+    return value

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.cli.options import parse_top_k
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, check_int, check_output_file, check_seed
 
 DEFAULT_PROXIES = "cheap"
 
@@ -58,8 +58,17 @@ def cmd_proxies(args: argparse.Namespace) -> int:
     proxies = resolve_proxies(args.proxies)
     top_k = parse_top_k(args.top_k)
     net = {k: v for k, v in (("C", args.C), ("N", args.N)) if v is not None}
-    if args.threads < 1:
-        raise NasforgeError(f"--threads must be >= 1, got {args.threads}")
+    check_int(args.threads, "--threads", 1)
+    check_int(args.batch_size, "--batch-size", 1)
+    check_seed(args.seed, "--seed")
+    if args.sample_seed is not None:
+        check_seed(args.sample_seed, "--sample-seed")
+    if not args.all:
+        check_int(args.n, "--n", 1)
+    for key, value in net.items():
+        check_int(value, f"--{key}", 1)
+    if args.out is not None:
+        check_output_file(args.out, "--out")
     est = ProxyEstimator(space, args.dataset, proxies, batch_size=args.batch_size, seed=args.seed, net=net,
                          data_dir=args.data_dir, channels_last=args.channels_last, threads=args.threads)
     sample_seed = args.seed if args.sample_seed is None else args.sample_seed

@@ -1,43 +1,36 @@
 """``nasforge supernet train|rank|search``: weight-sharing supernets from the command line.
 
-A *run directory* holds one supernet: ``run.json`` (its settings), trainer checkpoints
-(``root.ckpt``, ``split/<node>.pt``), and ``final.pt`` once training is complete. Running the same
-``train`` command again resumes where it stopped; ``rank`` and ``search`` read the finished run.
+A thin face over :mod:`nasforge.oneshot.run`: a *run folder* holds one supernet (its settings,
+checkpoints and, once training is complete, ``final.pt``). Running the same ``train`` command
+again resumes where it stopped; ``rank`` and ``search`` read the finished run.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.cli.options import parse_top_k
+from nasforge.cli.options import finite_float, parse_top_k
 from nasforge.errors import NasforgeError
 
-#: settings of a run and their defaults (None: chosen from the data)
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "dataset": "digits", "n_train": None, "image_size": None, "C": 8, "N": 1, "sampler": "uniform", "steps": 2000,
-    "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "seed": 0, "split": "none", "levels": 1, "split_edge": None,
-    "root_fraction": 0.5,
-}
 SPLIT_CHOICES = ("none", "fewshot", "lid", "gradient")
 
 
 def add_parser(sub: Any) -> None:
     """Add ``supernet`` with its ``train``, ``rank`` and ``search`` sub-commands."""
     sp = sub.add_parser("supernet", help="train weight-sharing supernets; rank or search with inherited weights",
-                        description="One-shot NAS on NB201: train a supernet (SPOS, FairNAS, PA&DA samplers; "
-                                    "few-shot, NAS-LID or gradient-matching splits), rank cells against a benchmark "
-                                    "table, or search with a strategy using inherited weights.")
+                        description="One-shot NAS on a space's supernet (nb201, darts, macro): train a supernet "
+                                    "(SPOS, FairNAS, PA&DA samplers; few-shot, NAS-LID or gradient-matching splits), "
+                                    "rank architectures against a benchmark table, or search with a strategy using "
+                                    "inherited weights.")
     ssub = sp.add_subparsers(dest="supernet_command", metavar="{train,rank,search}", parser_class=type(sp))
     ssub.required = True
 
     def run_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--run", required=True, help="run directory (settings, checkpoints, final supernet)")
+        p.add_argument("--run", required=True, help="run folder (settings, checkpoints, final supernet)")
         p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: best on a shared CPU)")
         p.add_argument("--data-dir", default=None, help="reference data folder (default: $NASFORGE_DATA or ../shared/data)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -46,37 +39,47 @@ def add_parser(sub: Any) -> None:
                         description="Train a supernet for a fixed budget of path passes (one forward/backward of "
                                     "one path on one batch). Re-run the same command to resume.")
     run_arg(t)
+    t.add_argument("--space", default=None,
+                   help="space of the supernet: nb201, darts or macro (default nb201); each has small default "
+                        "network settings for a CPU (nb201 C=8 N=1, darts C=4 layers=5, macro stem 8 head 64)")
     t.add_argument("--dataset", default=None, help="digits, cifar10, a .npz file or an image folder (default digits)")
     t.add_argument("--n-train", dest="n_train", type=int, default=None,
                    help="cifar10: images to load (5/6 train, 1/6 held back for ranking)")
     t.add_argument("--image-size", dest="image_size", type=int, default=None,
                    help="average-pool images to this side (e.g. 16 for CIFAR-10 on a CPU)")
-    t.add_argument("--C", type=int, default=None, help="channels of the first stage (default 8)")
-    t.add_argument("--N", type=int, default=None, help="cells per stage (default 1)")
+    t.add_argument("--data-seed", dest="data_seed", type=int, default=None,
+                   help="seed of the train/held-back split (default 0, whatever --seed)")
+    t.add_argument("--C", type=int, default=None, help="nb201, darts: channels of the first stage")
+    t.add_argument("--N", type=int, default=None, help="nb201: cells per stage")
+    t.add_argument("--layers", type=int, default=None, help="darts: cells")
+    t.add_argument("--net", action="append", metavar="KEY=VALUE",
+                   help="another network setting of the space's supernet, e.g. stem_channels=16 (macro)")
     t.add_argument("--sampler", default=None, help="uniform (SPOS), fairnas, pada, pada-path, pada-data (default uniform)")
     t.add_argument("--steps", type=int, default=None, help="budget in path passes, splits included (default 2000)")
     t.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default 64")
-    t.add_argument("--lr", type=float, default=None, help="peak learning rate, cosine schedule (default 0.05)")
-    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=None, help="default 5e-4")
-    t.add_argument("--seed", type=int, default=None, help="default 0")
+    t.add_argument("--lr", type=finite_float, default=None, help="peak learning rate, cosine schedule (default 0.05)")
+    t.add_argument("--weight-decay", dest="weight_decay", type=finite_float, default=None, help="default 5e-4")
+    t.add_argument("--seed", type=int, default=None, help="initial weights, paths, data order, splits (default 0)")
     t.add_argument("--split", default=None, choices=SPLIT_CHOICES,
                    help="few-shot splitting after the root supernet: fewshot (one sub-supernet per op of one edge), "
                         "lid (NAS-LID), gradient (gradient matching); default none")
     t.add_argument("--levels", type=int, default=None, help="lid/gradient: 2-way split levels, 1 or 2 (default 1)")
     t.add_argument("--split-edge", dest="split_edge", type=int, default=None,
-                   help="edge to split (0-5); default: fewshot edge 0, lid/gradient choose")
-    t.add_argument("--root-fraction", dest="root_fraction", type=float, default=None,
+                   help="edge to split (an index of the space's supernet edges); default: fewshot the first edge, "
+                        "lid/gradient choose")
+    t.add_argument("--root-fraction", dest="root_fraction", type=finite_float, default=None,
                    help="share of the budget spent on the root supernet before splitting (default 0.5)")
     t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=200,
                    help="steps between checkpoints (default 200)")
     t.set_defaults(func=cmd_train)
 
-    r = ssub.add_parser("rank", help="score random cells with inherited weights; correlate with a benchmark",
-                        description="Score a fixed random sample of cells (BatchNorm recalibrated per cell, accuracy "
-                                    "on held-back images). Rows are appended to --out as they are computed. With "
-                                    "--benchmark, print Kendall tau, Spearman rho, top-k precision and the top-1 pick.")
+    r = ssub.add_parser("rank", help="score random architectures with inherited weights; correlate with a benchmark",
+                        description="Score a fixed random sample of architectures (BatchNorm recalibrated per "
+                                    "architecture, accuracy on held-back images). Rows are appended to --out as they "
+                                    "are computed. With --benchmark, print Kendall tau, Spearman rho, top-k precision "
+                                    "and the top-1 pick.")
     run_arg(r)
-    r.add_argument("--n", type=int, default=200, help="random cells to score (default 200)")
+    r.add_argument("--n", type=int, default=200, help="random architectures to score (default 200)")
     r.add_argument("--sample-seed", dest="sample_seed", type=int, default=0, help="seed of the sample (default 0)")
     r.add_argument("--benchmark", default=None, help="table to correlate with, e.g. nb201:cifar10")
     r.add_argument("--metrics", default="test_acc_200,valid_acc_200",
@@ -86,9 +89,10 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--out", default=None, help="scores CSV (default RUN/rank-n<N>-seed<S>.csv)")
     r.set_defaults(func=cmd_rank)
 
-    s = ssub.add_parser("search", help="search cells with a strategy, scored by the supernet",
+    s = ssub.add_parser("search", help="search architectures with a strategy, scored by the supernet",
                         description="Run a search strategy whose estimator is the trained supernet (inherited "
-                                    "weights, BatchNorm recalibrated per cell). The study persists in --storage.")
+                                    "weights, BatchNorm recalibrated per architecture). The study persists in "
+                                    "--storage.")
     run_arg(s)
     s.add_argument("--strategy", default="re", help="random, re, ls, bo, ... (default re)")
     s.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
@@ -108,254 +112,93 @@ def eval_args(p: argparse.ArgumentParser) -> None:
                    help=f"training batches for BatchNorm recalibration (default {BN_BATCHES})")
     p.add_argument("--bn-batch-size", dest="bn_batch_size", type=int, default=BN_BATCH_SIZE,
                    help=f"their size (default {BN_BATCH_SIZE})")
-    p.add_argument("--n-eval", dest="n_eval", type=int, default=None, help="held-back images per cell (default all)")
+    p.add_argument("--n-eval", dest="n_eval", type=int, default=None, help="held-back images per architecture "
+                                                                           "(default all)")
 
 
-# --- run directory ----------------------------------------------------------------------------
-def _settings(args: argparse.Namespace, run: Path) -> dict[str, Any]:
-    stored: dict[str, Any] = {}
-    f = run / "run.json"
-    if f.is_file():
-        stored = json.loads(f.read_text())
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def _net_settings(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, default in TRAIN_DEFAULTS.items():
-        given = getattr(args, key, None)
-        if given is not None and key in stored and stored[key] != given:
-            raise NasforgeError(f"run {run} was created with --{key.replace('_', '-')} {stored[key]}; it cannot resume "
-                                f"with {given} (omit the option, or choose another --run)")
-        out[key] = given if given is not None else stored.get(key, default)
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise NasforgeError(f"bad --net {item!r}: expected KEY=VALUE, e.g. stem_channels=16")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
     return out
 
 
-def _load_data(settings: dict[str, Any], data_dir: str | None) -> Any:
-    from nasforge.data import load_dataset
-    from nasforge.oneshot import downsample
-
-    name = settings["dataset"]
-    kwargs: dict[str, Any] = {}
-    if name == "cifar10":
-        kwargs["val_fraction"] = 1 / 6
-        if settings.get("n_train"):
-            kwargs["n_train"] = int(settings["n_train"])
-    elif settings.get("n_train"):
-        raise NasforgeError("--n-train applies to cifar10 only")
-    ds = load_dataset(name, seed=int(settings["seed"]), data_dir=data_dir, **kwargs)
-    if ds.kind != "image":
-        raise NasforgeError(f"the NB201 supernet needs images; dataset {name!r} holds vectors")
-    if settings.get("image_size"):
-        ds = downsample(ds, int(settings["image_size"]))
-    return ds
-
-
-def _validate(st: dict[str, Any]) -> None:
-    from nasforge.oneshot.samplers import SAMPLERS, _ALIASES
-
-    if _ALIASES.get(st["sampler"], st["sampler"]) not in SAMPLERS:
-        raise NasforgeError(f"unknown sampler {st['sampler']!r}; allowed: {', '.join(SAMPLERS)}")
-    if st["split"] not in SPLIT_CHOICES:
-        raise NasforgeError(f"unknown split {st['split']!r}; allowed: {', '.join(SPLIT_CHOICES)}")
-    if st["levels"] not in (1, 2):
-        raise NasforgeError(f"--levels must be 1 or 2, got {st['levels']}")
-    if st["split"] == "fewshot" and st["levels"] != 1:
-        raise NasforgeError("--split fewshot uses one level (one sub-supernet per operation)")
-    if st["split"] != "none" and not 0.0 < float(st["root_fraction"]) < 1.0:
-        raise NasforgeError(f"--root-fraction must lie in (0, 1), got {st['root_fraction']}")
-    if st["split_edge"] is not None and not 0 <= int(st["split_edge"]) <= 5:
-        raise NasforgeError(f"--split-edge must lie in 0..5, got {st['split_edge']}")
-    for k in ("steps", "batch_size", "C", "N"):
-        if int(st[k]) < 1:
-            raise NasforgeError(f"--{k.replace('_', '-')} must be >= 1, got {st[k]}")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
+    from nasforge.oneshot.run import RUN_DEFAULTS, SupernetRun
 
-    from nasforge.estimation.training import arch_seed
-    from nasforge.oneshot import SupernetTrainer, build_supernet, make_sampler
-    from nasforge.oneshot.fewshot import grow_splits, split_steps
-
-    torch.set_num_threads(max(1, args.threads))
-    run = Path(args.run)
-    st = _settings(args, run)
-    _validate(st)
-    run.mkdir(parents=True, exist_ok=True)
-    tmp = run / "run.json.tmp"
-    tmp.write_text(json.dumps(st, indent=1))
-    os.replace(tmp, run / "run.json")
-    if (run / "final.pt").is_file():
-        print(f"{run}: training is complete (final.pt); rank or search with it")
-        return 0
-    ds = _load_data(st, args.data_dir)
-    sampler = make_sampler(st["sampler"])
-    group = sampler.group_size
-    total = int(st["steps"])
-    split = st["split"] != "none"
-    root_passes = int(round(total * float(st["root_fraction"]))) if split else total
-    if root_passes < group:
-        raise NasforgeError(f"a budget of {total} path passes is too small for sampler {sampler.name!r}")
-    model = build_supernet(ds, C=int(st["C"]), N=int(st["N"]), seed=int(st["seed"]))
-    common = dict(batch_size=int(st["batch_size"]), lr=float(st["lr"]), weight_decay=float(st["weight_decay"]),
-                  checkpoint_every=args.checkpoint_every)
-    root_sched = (0.0, float(st["root_fraction"])) if split else (0.0, 1.0)
-    trainer = SupernetTrainer(model, sampler, ds.x_train, ds.y_train, steps=root_passes // group, seed=int(st["seed"]),
-                              schedule=root_sched, checkpoint=run / "root.ckpt", **common)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"{ds!r}; NB201 supernet C={st['C']}, N={st['N']} ({n_params:,} weights)")
-    print(f"sampler {sampler!r}: {trainer.steps} steps x {group} path(s) = {trainer.steps * group} path passes"
-          + (f", then {st['split']} split ({st['levels']} level(s)) with the remaining {total - root_passes}" if split else ""))
-    if (run / "root.ckpt").is_file():
-        print(f"resuming from {run / 'root.ckpt'}")
+    _threads(args.threads)
+    net = {**_net_settings(args.net), "C": args.C, "N": args.N, "layers": args.layers}
+    given = {k: getattr(args, k) for k in RUN_DEFAULTS if k != "net"}
+    run = SupernetRun(args.run, data_dir=args.data_dir, net={k: v for k, v in net.items() if v is not None}, **given)
     t0 = time.perf_counter()
-    r = trainer.train(progress=not args.quiet, desc="supernet")
-    print(f"root supernet: {int(r['step'])} steps, loss {r['loss']:.3f}, {r['seconds']:.1f} s of training")
-    final: dict[str, Any]
-    if split:
-        parts = [5] if st["split"] == "fewshot" else [2, 4][: int(st["levels"])]
-        per_part = split_steps(total - root_passes, parts)
-        g = torch.Generator().manual_seed(arch_seed(int(st["seed"]), "split-batch"))
-        pick = torch.randperm(len(ds.y_train), generator=g)[: min(128, len(ds.y_train))]
-        xs, ys = torch.from_numpy(ds.x_train)[pick], torch.from_numpy(ds.y_train)[pick]
-
-        def make(child: Any, passes: int, sched: tuple[float, float], node: str) -> Any:
-            s = make_sampler(st["sampler"], allowed=child.allowed)
-            return SupernetTrainer(child, s, ds.x_train, ds.y_train, steps=max(1, passes // s.group_size),
-                                   seed=arch_seed(int(st["seed"]), node), schedule=sched,
-                                   checkpoint=run / "split" / f"{node}.pt", **common)
-
-        edge = st["split_edge"] if st["split_edge"] is not None else (0 if st["split"] == "fewshot" else None)
-        fam, decisions = grow_splits(trainer.model, make, xs, ys, criterion=st["split"], levels=int(st["levels"]),
-                                     steps=per_part, schedule_start=root_sched[1],
-                                     root_optimizer=trainer.optimizer.state_dict(), edge=edge, seed=int(st["seed"]),
-                                     workdir=run / "split", log=print)
-        for line in fam.describe():
-            print(f"  {line}")
-        final = {"kind": "split", "supernets": fam.state_dict(), "decisions": json.dumps(decisions)}
-    else:
-        final = {"kind": "supernet", "config": model.config, "state": model.state_dict()}
-    final["settings"] = json.dumps(st)
-    tmpf = run / "final.pt.tmp"
-    torch.save(final, tmpf)
-    os.replace(tmpf, run / "final.pt")
-    print(f"done in {time.perf_counter() - t0:.1f} s; supernet saved to {run / 'final.pt'}")
+    result = run.train(progress=not args.quiet, log=print, checkpoint_every=args.checkpoint_every)
+    if not result.complete_before:
+        print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
-def load_run(run: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """The trained supernet (or split supernet) of a run directory, and the run's settings."""
-    import torch
-
-    from nasforge.oneshot import NB201Supernet, SplitSupernet
-
-    f = Path(run) / "final.pt"
-    if not f.is_file():
-        hint = " (training has not finished: run `nasforge supernet train` with it)" if Path(run).is_dir() else ""
-        raise NasforgeError(f"no trained supernet in {run}{hint}")
-    blob = torch.load(f, map_location="cpu", weights_only=True)
-    settings = json.loads(blob["settings"])
-    if blob["kind"] == "split":
-        return SplitSupernet.from_state_dict(blob["supernets"]), settings
-    net = NB201Supernet(**blob["config"])
-    net.load_state_dict(blob["state"])
-    return net, settings
-
-
-
 def cmd_rank(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
+    from nasforge.oneshot.run import SupernetRun, rank_correlations
 
-    from nasforge.oneshot import PathEvaluator, sample_archs
-
-    torch.set_num_threads(max(1, args.threads))
+    _threads(args.threads)
     top_k = parse_top_k(args.top_k)
-    supernets, st = load_run(args.run)
+    run = SupernetRun.open(args.run, data_dir=args.data_dir)
     bench = None
     metrics: list[str] = []
     if args.benchmark is not None:
         from nasforge.estimation import load_benchmark
 
         bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
-        if bench.space.name != "nb201":
-            raise NasforgeError(f"benchmark {bench.name} is on space {bench.space.name!r}; the supernet is NB201")
+        if bench.space.name != run.layout.name:
+            raise NasforgeError(f"benchmark {bench.name} is on space {bench.space.name!r}; the supernet is on "
+                                f"{run.layout.name!r}")
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         for m in metrics:
             bench.column(m)  # validates
-    ds = _load_data(st, args.data_dir)
-    ev = PathEvaluator(supernets, ds, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, n_eval=args.n_eval)
-    archs = sample_archs(args.n, args.sample_seed)
-    out = Path(args.out) if args.out else Path(args.run) / f"rank-n{args.n}-seed{args.sample_seed}.csv"
-    header = ["arch", "acc", "loss", "seconds", "bn_batches", "bn_batch_size", "n_eval"]
-    key = {"bn_batches": str(args.bn_batches), "bn_batch_size": str(args.bn_batch_size), "n_eval": str(len(ev.y))}
-    done: dict[str, dict[str, str]] = {}
-    if out.is_file():
-        with out.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                if all(row.get(k) == v for k, v in key.items()):
-                    done[row["arch"]] = row
-    todo = [a for a in archs if str(a) not in done]
-    print(f"{out}: {len(archs) - len(todo)} of {len(archs)} cells already scored; BN recalibration on "
-          f"{args.bn_batches} x {args.bn_batch_size} training images, accuracy on {len(ev.y)} held-back images")
-    if todo:
-        new_file = not out.is_file()
-        bar = None
-        if not args.quiet:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(archs), initial=len(archs) - len(todo), desc="rank", unit="cell", dynamic_ncols=True)
-        with out.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=header)
-            if new_file:
-                w.writeheader()
-            for a in todo:
-                r = ev.score(a)
-                row = {"arch": str(a), "acc": f"{r['acc']:.4f}", "loss": f"{r['loss']:.6f}", "seconds": f"{r['seconds']:.4f}",
-                       **key}
-                w.writerow(row)
-                fh.flush()
-                done[str(a)] = row
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
-    acc = np.array([float(done[str(a)]["acc"]) for a in archs])
-    loss = np.array([float(done[str(a)]["loss"]) for a in archs])
-    secs = np.array([float(done[str(a)]["seconds"]) for a in archs])
-    print(f"mean cost {secs.mean():.3f} s per cell; supernet accuracy {acc.mean():.2f}% (min {acc.min():.2f}, "
-          f"max {acc.max():.2f})")
-    best = int(np.argmax(acc - 1e-6 * loss))
-    print(f"top-1 by the supernet: {archs[best]} ({acc[best]:.2f}%)")
+    res = run.rank(n=args.n, sample_seed=args.sample_seed, bn_batches=args.bn_batches,
+                   bn_batch_size=args.bn_batch_size, n_eval=args.n_eval, out=args.out, progress=not args.quiet)
+    noun = run.layout.noun
+    print(f"{res.out}: {res.scored_before} of {len(res.archs)} {noun} already scored; BN recalibration on "
+          f"{args.bn_batches} x {args.bn_batch_size} training images, accuracy on {res.n_eval} held-back images")
+    print(f"mean cost {res.seconds.mean():.3f} s per {noun[:-1]}; supernet accuracy {res.acc.mean():.2f}% "
+          f"(min {res.acc.min():.2f}, max {res.acc.max():.2f})")
+    best = res.best()
+    print(f"top-1 by the supernet: {run.space.format(res.archs[best])} ({res.acc[best]:.2f}%)")
     if bench is not None:
-        from nasforge.analysis.correlation import kendall_tau, spearman, top_k_precision
-
-        print(f"\n{bench.name}: supernet accuracy vs table, {len(archs)} cells")
+        rows = rank_correlations(res, bench, metrics, top_k)
+        print(f"\n{bench.name}: supernet accuracy vs table, {len(res.archs)} {noun}")
         head = ["metric", "Kendall tau", "Spearman rho"] + [
             f"top-{k * 100:g}%" if k < 1 else f"top-{int(k)}" for k in top_k] + ["top-1 pick", "best of sample"]
-        rows = []
-        for m in metrics:
-            t = np.array([bench.query(a, m) for a in archs])
-            rows.append([m, f"{kendall_tau(acc, t):.3f}", f"{spearman(acc, t):.3f}"]
-                        + [f"{top_k_precision(acc, t, k):.2f}" for k in top_k] + [f"{t[best]:.2f}", f"{t.max():.2f}"])
-        widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-        for r in [head] + rows:
+        table = [[r["metric"], f"{r['tau']:.3f}", f"{r['rho']:.3f}"] + [f"{p:.2f}" for p in r["top_k"]]
+                 + [f"{r['pick']:.2f}", f"{r['best']:.2f}"] for r in rows]
+        widths = [max(len(str(r[i])) for r in [head] + table) for i in range(len(head))]
+        for r in [head] + table:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    import torch
-
     from nasforge.cli.main import _parse_params
-    from nasforge.oneshot import SupernetEstimator
-    from nasforge.spaces import NB201Space
+    from nasforge.oneshot.run import SupernetRun
     from nasforge.strategies import get_strategy
     from nasforge.study import Study, get_storage
 
-    torch.set_num_threads(max(1, args.threads))
-    supernets, st = load_run(args.run)
-    ds = _load_data(st, args.data_dir)
-    est = SupernetEstimator(supernets, ds, bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size,
-                            n_eval=args.n_eval)
-    space = NB201Space()
+    _threads(args.threads)
+    run = SupernetRun.open(args.run, data_dir=args.data_dir)
+    est = run.estimator(bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, n_eval=args.n_eval)
+    space = run.space
     strategy = get_strategy(args.strategy, space, seed=args.seed, **_parse_params(args.param))
     name = args.study or f"supernet-{Path(args.run).name}-{args.strategy}-seed{args.seed}"
     study = Study(name, space, "valid_acc", maximize=True, storage=get_storage(args.storage),
@@ -369,11 +212,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     if best is None:
         print("no complete trial")
         return 1
-    print(f"best by supernet valid_acc: {best.arch} ({best.value:.2f}%)")
+    print(f"best by supernet valid_acc: {space.format(space.coerce(best.arch))} ({best.value:.2f}%)")
     if args.benchmark is not None:
         from nasforge.estimation import load_benchmark
 
         bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
+        if bench.space.name != space.name:
+            raise NasforgeError(f"benchmark {bench.name} is on space {bench.space.name!r}; the supernet is on "
+                                f"{space.name!r}")
         for m in dict.fromkeys([bench.default_metric, bench.report_metric, "test_acc_200"]):
             if m is None:
                 continue
@@ -383,5 +229,5 @@ def cmd_search(args: argparse.Namespace) -> int:
                 continue
             _, opt = bench.optimum(m, maximize=True)
             print(f"  {bench.name} {m} = {value:.2f} (table optimum {opt:.2f}; "
-                  f"{bench.fraction_better(m, value):.2f}% of the cells are better)")
+                  f"{bench.fraction_better(m, value):.2f}% of the {run.layout.noun} are better)")
     return 0

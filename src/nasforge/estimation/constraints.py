@@ -8,7 +8,12 @@ table), else from the space's cost model: ``params`` and ``flops`` (multiply-add
 :meth:`~SearchSpace.default_net` (in closed form where the space has one, otherwise by building the
 network and counting, see :mod:`nasforge.spaces.counting`). ``latency_ms[<device>]`` and
 ``energy_mj[<device>]`` are looked up in the space's published device tables
-(:meth:`SearchSpace.device_tables`) when the table lacks them.
+(:meth:`SearchSpace.device_tables`) when the table lacks them. ``latency_ms[local-torch]`` and
+``latency_ms[local-onnxruntime]`` are measured on this machine
+(:class:`~nasforge.estimation.hardware.MeasuredLatency`, the median of timed runs of the network
+built at those settings), on any space that builds networks; each architecture is measured once
+and the value kept. Measured latencies vary from run to run (other processes, frequency scaling),
+so a search constrained by them is reproducible only up to architectures near the bound.
 
 Strategies take the predicate as ``feasible=``: every proposal goes through ``Strategy.is_new``,
 so infeasible architectures are never suggested (random sampling rejects them, mutation proposes
@@ -31,6 +36,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt,
 }
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+#: latency metrics measured on this machine, and their backend
+LOCAL_LATENCY: dict[str, str] = {"latency_ms[local-torch]": "torch", "latency_ms[local-onnxruntime]": "onnxruntime"}
 _PATTERN = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.\-]*(?:\[[\w.\-]+\])?)\s*(?P<op><=|>=|<|>)\s*"
     r"(?P<num>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<suffix>[kKMG]?)\s*$"
@@ -85,6 +92,8 @@ class ConstraintSet:
         self._build: dict[str, Any] = {}
         self._data_dir: Any = None
         self._hw: dict[str, Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._meters: dict[str, Any] = {}
         self._cache: dict[Any, dict[str, float]] = {}
 
     # --- construction -------------------------------------------------------------------------
@@ -106,13 +115,21 @@ class ConstraintSet:
         return list(dict.fromkeys(c.metric for c in self.constraints))
 
     def bind(self, space: Any, table: Any = None, build: dict[str, Any] | None = None,
-             data_dir: Any = None) -> ConstraintSet:
+             data_dir: Any = None, latency: dict[str, Any] | None = None) -> ConstraintSet:
         """Attach the space (and table) the values come from; checks every metric can be resolved.
 
-        ``build`` holds network settings for counting ``params``/``flops`` (default: the space's
-        :meth:`~SearchSpace.default_net`, with the table's class count); ``data_dir`` locates the
-        space's device tables."""
+        ``build`` holds network settings for counting ``params``/``flops`` and for measuring
+        latency (default: the space's :meth:`~SearchSpace.default_net`, with the table's class
+        count); ``data_dir`` locates the space's device tables; ``latency`` holds settings of the
+        measurement for ``latency_ms[local-*]`` (``batch_size``, ``threads``, ``warmup``,
+        ``repeats`` of :class:`~nasforge.estimation.hardware.MeasuredLatency`)."""
+        allowed = {"batch_size", "threads", "warmup", "repeats"}
+        bad = sorted(set(latency or {}) - allowed)
+        if bad:
+            raise NasforgeError(f"unknown latency measurement setting {bad[0]!r}; allowed: {', '.join(sorted(allowed))}")
         self.space, self.table, self._build, self._data_dir = space, table, dict(build or {}), data_dir
+        self._latency = dict(latency or {})
+        self._meters.clear()
         self._cache.clear()
         for metric in self.metrics:
             self._resolver(metric)  # raises a clear error for an unknown metric
@@ -143,6 +160,8 @@ class ConstraintSet:
                 return lambda a: float(values[table.row(a)])
         if metric in ("params", "flops"):
             return self._cost(metric)
+        if metric in LOCAL_LATENCY:
+            return self._measured(metric)
         if metric.startswith(("latency_ms[", "energy_mj[")):
             return self._device(metric)
         from nasforge.estimation.hardware import device_tables
@@ -152,7 +171,8 @@ class ConstraintSet:
             avail.append(f"latency_ms[<device>]/energy_mj[<device>] ({self.space.name} device tables)")
         if table is not None:
             avail.append("the table's metrics: " + ", ".join(sorted(getattr(table, "columns", {}))))
-        raise NasforgeError(f"unknown metric {metric!r} in a constraint; available: {'; '.join(avail)}")
+        raise NasforgeError(f"unknown metric {metric!r} in a constraint (on any space latency_ms[local-torch] and "
+                            f"latency_ms[local-onnxruntime] are measured here); available: {'; '.join(avail)}")
 
     def _cost(self, metric: str) -> Callable[[Any], float]:
         """``params`` or ``flops`` (multiply-adds) from the space's cost model."""
@@ -161,6 +181,27 @@ class ConstraintSet:
         fn = self.space.param_count if metric == "params" else self.space.flops
         kw = settings_for(fn, self._net())
         return lambda a: float(fn(a, **kw))
+
+    def _measured(self, metric: str) -> Callable[[Any], float]:
+        """Latency measured on this machine: the median of timed runs of the network of the
+        constraint's settings (:meth:`_net`), once per architecture."""
+        from nasforge.estimation.hardware import MeasuredLatency
+        from nasforge.spaces.base import settings_for
+
+        meter = self._meters.get(metric)
+        if meter is None:
+            build = settings_for(self.space.build, self._net())
+            meter = self._meters[metric] = MeasuredLatency(self.space, build=build, backend=LOCAL_LATENCY[metric],
+                                                           **self._latency)
+
+        def measure(a: Any) -> float:
+            try:
+                return float(meter.measure(a).median_ms)
+            except NotImplementedError as exc:
+                raise NasforgeError(f"constraint on {metric!r}: space {self.space.name!r} builds no networks to time "
+                                    f"({exc})") from None
+
+        return measure
 
     def _device(self, metric: str) -> Callable[[Any], float]:
         """A device metric looked up in the space's device tables."""

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, shorten
 from nasforge.estimation.tabular import TabularBenchmark
 from nasforge.params import built_by, register
 
@@ -73,12 +73,12 @@ def _families_help() -> str:
 
 def _load(spec: str, data_dir: str | os.PathLike[str] | None) -> TabularBenchmark:
     if not isinstance(spec, str):
-        raise NasforgeError(f"a benchmark is named by a string 'family:name', got {spec!r}")
+        raise NasforgeError(f"a benchmark is named by a string 'family:name', got {shorten(spec)}")
     family, _, rest = spec.partition(":")
     loader = _LOADERS.get(family)
     if loader is None:
         raise NasforgeError(
-            f"unknown benchmark {spec!r}: no family {family!r}; registered families: "
+            f"unknown benchmark {shorten(spec)}: no family {shorten(family)}; registered families: "
             f"{', '.join(_LOADERS) or 'none'}. Use {_families_help()}; append +hw (or +<part>, e.g. "
             "+latency, +pi5, +cost) for hardware metrics"
         )

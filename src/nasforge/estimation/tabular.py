@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, shorten
 from nasforge.estimation.base import Estimator, Measurement
 from nasforge.spaces.base import SearchSpace
 
@@ -79,8 +79,14 @@ class TabularBenchmark(Estimator):
         self.default_metric: str | None = default_metric
         self.report_metric: str | None = report_metric
         for c, v in self.columns.items():
-            if len(v) != len(self.archs):
+            if v.ndim != 1 or len(v) != len(self.archs):
                 raise NasforgeError(f"benchmark {name!r}: column {c!r} has {len(v)} rows, expected {len(self.archs)}")
+            inf = np.flatnonzero(np.isinf(v))
+            if len(inf):  # NaN is a missing value; an infinite one is a damaged table
+                raise NasforgeError(
+                    f"benchmark {name!r}: column {c!r} holds {len(inf)} infinite value(s) (first: row {int(inf[0])}, "
+                    f"{space.format(self.archs[int(inf[0])])}, value {v[inf[0]]}); values must be finite numbers "
+                    "(NaN for a missing one)")
         keyf = key or (lambda a: a)
         self._row: dict[Hashable, int] = {}
         for i, a in enumerate(self.archs):
@@ -231,6 +237,35 @@ class TabularBenchmark(Estimator):
         return f"{type(self).__name__}({self.name!r}, {len(self)} architectures, fidelities={self.fidelities})"
 
 
+def _check_csv_shape(p: Path) -> None:
+    """A CSV table's header names each column once, and every row has as many fields as the
+    header (a file cut off mid-line, or a row with a field too many or too few, is an error)."""
+    import csv
+
+    try:
+        with open(p, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise NasforgeError(f"benchmark file {p} is empty")
+            seen: set[str] = set()
+            for name in header:
+                if name in seen:
+                    raise NasforgeError(f"benchmark file {p}: column {shorten(name)} appears twice in the header")
+                seen.add(name)
+            for row in reader:
+                if not row:  # a blank line
+                    continue
+                if len(row) != len(header):
+                    cut = " (the file may be cut off)" if len(row) < len(header) else ""
+                    raise NasforgeError(f"{p}, line {reader.line_num}: {len(row)} field(s), the header has "
+                                        f"{len(header)}{cut}")
+    except UnicodeDecodeError as exc:
+        raise NasforgeError(f"cannot read benchmark file {p}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise NasforgeError(f"cannot read benchmark file {p}: {exc}") from None
+
+
 def read_arch_table(
     path: str | os.PathLike[str],
     parse: Callable[[str], Any],
@@ -241,7 +276,8 @@ def read_arch_table(
 
     p = Path(path)
     if not p.is_file():
-        raise NasforgeError(f"benchmark file not found: {p}")
+        raise NasforgeError(f"benchmark file not found: {shorten(str(p))}")
+    _check_csv_shape(p)
     try:
         df = pd.read_csv(p)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for a corrupt file
@@ -262,8 +298,14 @@ def read_arch_table(
         bad = col.isna() & df[c].notna()
         if bad.any():
             line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise NasforgeError(f"{p}, line {line}: column {c!r} holds a non-number: {df[c].iloc[line - 2]!r}")
-        columns[str(c)] = col.to_numpy(dtype=float)
+            raise NasforgeError(f"{p}, line {line}: column {c!r} holds a non-number: {shorten(df[c].iloc[line - 2])}")
+        values = col.to_numpy(dtype=float)
+        inf = np.flatnonzero(np.isinf(values))
+        if len(inf):
+            line = int(inf[0]) + 2
+            raise NasforgeError(f"{p}, line {line}: column {c!r} holds an infinite value ({shorten(df[c].iloc[line - 2])}"
+                                f"; {len(inf)} such row(s)); values must be finite numbers, or empty when missing")
+        columns[str(c)] = values
     if not columns:
         raise NasforgeError(f"benchmark file {p} has no metric columns")
     return archs, columns

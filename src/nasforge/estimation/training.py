@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.data import Dataset
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, check_float, check_int, check_seed, shorten
 from nasforge.estimation.base import Estimator, Measurement
 from nasforge.spaces.base import SearchSpace
 
@@ -76,10 +76,16 @@ class TrainingEstimator(Estimator):
     ``"crop_flip"``/``None``. A NaN/inf loss raises :class:`TrainingDiverged` (the study
     marks the trial failed and goes on).
 
-    Threads: ``threads`` sets ``torch.set_num_threads`` once at construction (default: every
-    core). For the small networks of CPU-scale NAS one process with all cores is the better use
-    of 2 cores than two processes with one each, because evaluation is sequential anyway and
-    intra-op threads speed up every convolution.
+    Threads: ``threads`` sets ``torch.set_num_threads`` once at construction (default:
+    :func:`free_cores`, the cores this process may use that other processes leave idle). More
+    threads than free cores is the one thing to avoid: on a shared machine the intra-op threads
+    wait for each other at every operation, and a search on 2 cores beside one busy process ran
+    10-20x slower than alone (docs/benchmarks.md, issue 19).
+
+    Settings are checked at construction, and one network is built there (the first
+    architecture of ``space.sample`` with a fixed generator), so a space that cannot build a
+    network for this dataset, or network settings it refuses (``net={"C": 0}``), are one error
+    before any search starts rather than a failure in every trial.
 
     Checkpoints of partially trained architectures are kept in memory (the ``keep`` most recent)
     and, with ``checkpoint_dir``, on disk, so a resumed study also continues them.
@@ -116,11 +122,18 @@ class TrainingEstimator(Estimator):
             raise NasforgeError(f"augmentation crop_flip needs image data; dataset {dataset.name!r} holds vectors")
         if cost_unit not in ("seconds", "epochs"):
             raise NasforgeError(f"unknown cost_unit {cost_unit!r}; allowed: seconds, epochs")
-        for name, v in (("max_epochs", max_epochs), ("batch_size", batch_size), ("keep", keep)):
-            if int(v) < 1:
-                raise NasforgeError(f"{name} must be >= 1, got {v}")
-        if not 0 <= label_smoothing < 1:
-            raise NasforgeError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        max_epochs, batch_size, keep = (check_int(v, n, 1) for n, v in (
+            ("max_epochs", max_epochs), ("batch_size", batch_size), ("keep", keep)))
+        eval_batch_size = check_int(eval_batch_size, "eval_batch_size", 1)
+        label_smoothing = check_float(label_smoothing, "label_smoothing", 0, 1, high_open=True)
+        weight_decay = check_float(weight_decay, "weight_decay", 0)
+        if lr is not None:
+            lr = check_float(lr, "lr (learning rate)", 0, low_open=True)
+        seed = check_seed(seed)
+        if net is not None and not isinstance(net, dict):
+            raise NasforgeError(f"bad net {shorten(net)}: expected a dict of network settings, e.g. {{'C': 8, 'N': 1}}")
+        if threads is not None:
+            threads = check_int(threads, "threads", 1)
         self.space, self.dataset = space, dataset
         self.max_epochs = int(max_epochs)
         self.fidelities = tuple(float(e) for e in range(1, self.max_epochs + 1))
@@ -135,7 +148,7 @@ class TrainingEstimator(Estimator):
         self.eval_batch_size = eval_batch_size
         self.cost_unit = cost_unit
         if threads is not None or not getattr(TrainingEstimator, "_threads_set", False):
-            torch.set_num_threads(int(threads or os.cpu_count() or 1))
+            torch.set_num_threads(int(threads or free_cores()))
             TrainingEstimator._threads_set = True
         self._states: OrderedDict[str, _State] = OrderedDict()
         d = dataset
@@ -144,6 +157,26 @@ class TrainingEstimator(Estimator):
         self._y = {"train": torch.from_numpy(d.y_train), "valid": torch.from_numpy(d.y_val),
                    "test": torch.from_numpy(d.y_test)}
         self._steps_per_epoch = max(1, math.ceil(len(d.y_train) / self.batch_size))
+        self._probe()
+
+    def _probe(self) -> None:
+        """Build one network now: a space or network settings that cannot work with this dataset
+        are one clear error here, not a failed trial each."""
+        probe = self.space.sample(np.random.default_rng(0))
+        try:
+            model = self.build(probe)
+            with torch.no_grad():
+                model.eval()
+                model(self._x["train"][:2])
+        except NasforgeError:
+            raise
+        except NotImplementedError as exc:
+            raise NasforgeError(f"space {self.space.name!r} cannot be trained here: {exc}".split("\n")[0]) from None
+        except (TypeError, ValueError, RuntimeError, MemoryError) as exc:
+            raise NasforgeError(
+                f"space {self.space.name!r} cannot build a network for dataset {self.dataset.name!r} "
+                f"{tuple(self.dataset.input_shape)} with settings {shorten(self.net, 120)}: "
+                f"{type(exc).__name__}: {exc}".split("\n")[0]) from None
 
     # --- network ----------------------------------------------------------------------------
     def build(self, arch: Any) -> torch.nn.Module:
@@ -154,8 +187,10 @@ class TrainingEstimator(Estimator):
                 f"space {self.space.name!r} builds image networks; dataset {d.name!r} holds vectors of shape "
                 f"{d.input_shape} (use an image dataset: digits, cifar10, an image .npz or folder)"
             )
-        kwargs = {"num_classes": d.num_classes, "in_channels": d.in_channels, "input_size": d.input_size,
-                  **self.net}
+        from nasforge.spaces.base import settings_for
+
+        data = {"num_classes": d.num_classes, "in_channels": d.in_channels, "input_size": d.input_size}
+        kwargs = {**settings_for(self.space.build, data), **self.net}  # the data settings its builder takes
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(arch_seed(self.seed, self.space.format(arch)))
             return self.space.build(arch, **kwargs)
@@ -294,6 +329,82 @@ class TrainingEstimator(Estimator):
     def __repr__(self) -> str:
         return (f"TrainingEstimator({self.space.name}, {self.dataset.name}, max_epochs={self.max_epochs}, "
                 f"optimizer={self.optimizer}, lr={self.lr}, batch_size={self.batch_size}, net={self.net})")
+
+
+def free_cores(sample: float = 0.2) -> int:
+    """The cores this process may use that other processes leave idle, at least 1.
+
+    Usable cores: the CPU affinity, capped by a cgroup CPU quota where there is one. Busy cores:
+    the larger of the 1-minute load average and the busy fraction of the CPUs over ``sample``
+    seconds now (from ``/proc/stat``; the load average lags a neighbour that just started),
+    scaled to the usable cores when the machine has more cores than this process may use.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    if quota is not None:
+        usable = max(1, min(usable, math.ceil(quota)))
+    total = os.cpu_count() or usable
+    busy = 0.0
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        pass
+    if sample > 0:
+        now = _busy_cpus(sample)
+        if now is not None:
+            busy = max(busy, now)
+    if total > usable:
+        busy *= usable / total
+    free = max(1, min(usable, int(usable - busy + 0.5)))
+    LAST_CORES.update(usable=usable, busy=round(busy, 2), free=free)
+    return free
+
+
+#: what the last :func:`free_cores` call found: usable cores, busy cores, free cores
+LAST_CORES: dict[str, float] = {}
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    try:
+        with open("/proc/stat") as fh:
+            fields = [float(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 4:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields[:8]), idle
+
+
+def _busy_cpus(seconds: float) -> float | None:
+    """CPUs busy (of every CPU of the machine) over the next ``seconds``, from /proc/stat."""
+    a = _cpu_times()
+    if a is None:
+        return None
+    time.sleep(seconds)
+    b = _cpu_times()
+    if b is None or b[0] <= a[0]:
+        return None
+    frac = 1.0 - (b[1] - a[1]) / (b[0] - a[0])
+    return max(0.0, frac) * (os.cpu_count() or 1)
+
+
+def _cgroup_cpus() -> float | None:
+    """CPUs allowed by a cgroup v2 ``cpu.max`` quota, or None when unlimited or unknown."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return float(quota) / float(period)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def set_seed_everywhere(seed: int) -> None:

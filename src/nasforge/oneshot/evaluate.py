@@ -27,17 +27,17 @@ from nasforge.data import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimation.base import Estimator, Measurement
 from nasforge.estimation.training import arch_seed
-from nasforge.oneshot.supernet import NB201Supernet, arch_indices, indices_arch
+from nasforge.spaces.supernet import Supernet, SupernetLayout, default_layout
 
 __all__ = ["recalibrate_bn", "evaluate_path", "PathEvaluator", "SupernetEstimator", "BN_BATCHES", "BN_BATCH_SIZE",
-           "sample_archs"]
+           "sample_archs", "ENUMERATE_LIMIT"]
 
 BN_BATCHES = 4
 BN_BATCH_SIZE = 128
 
 
 @torch.no_grad()
-def recalibrate_bn(model: NB201Supernet, arch: Any, batches: Sequence[Tensor]) -> None:
+def recalibrate_bn(model: Supernet, arch: Any, batches: Sequence[Tensor]) -> None:
     """Reset every BatchNorm layer's running statistics and re-estimate them on ``batches``
     through the path ``arch`` (cumulative average over all batches). Leaves the model in eval
     mode. Only layers on the path receive statistics; the others stay reset."""
@@ -59,7 +59,7 @@ def recalibrate_bn(model: NB201Supernet, arch: Any, batches: Sequence[Tensor]) -
 
 
 @torch.no_grad()
-def evaluate_path(model: NB201Supernet, arch: Any, x: Tensor, y: Tensor, batch_size: int = 500) -> tuple[float, float]:
+def evaluate_path(model: Supernet, arch: Any, x: Tensor, y: Tensor, batch_size: int = 500) -> tuple[float, float]:
     """(accuracy %, mean cross-entropy) of the path ``arch`` on ``x``/``y`` in eval mode."""
     model.eval()
     correct, loss = 0, 0.0
@@ -71,16 +71,24 @@ def evaluate_path(model: NB201Supernet, arch: Any, x: Tensor, y: Tensor, batch_s
     return 100.0 * correct / n, loss / n
 
 
-def _route(supernets: Any, arch: Any) -> NB201Supernet:
+def _route(supernets: Any, arch: Any) -> Supernet:
     if hasattr(supernets, "supernet_for"):
         return supernets.supernet_for(arch)
-    raise NasforgeError(f"expected an NB201Supernet or a SplitSupernet, got {type(supernets).__name__}")
+    raise NasforgeError(f"expected a Supernet or a SplitSupernet, got {type(supernets).__name__}")
+
+
+def _layout(supernets: Any) -> SupernetLayout:
+    layout = getattr(supernets, "layout", None)
+    if not isinstance(layout, SupernetLayout):
+        raise NasforgeError(f"expected a Supernet or a SplitSupernet, got {type(supernets).__name__}")
+    return layout
 
 
 class PathEvaluator:
     """Scores architectures with inherited weights: BN recalibration, then held-back accuracy.
 
-    ``supernets``: an :class:`NB201Supernet` or a :class:`~nasforge.oneshot.fewshot.SplitSupernet`
+    ``supernets``: a :class:`~nasforge.spaces.supernet.Supernet` of any space or a
+    :class:`~nasforge.oneshot.fewshot.SplitSupernet`
     (each architecture is scored by the sub-supernet that holds it). Calibration: ``bn_batches``
     batches of ``bn_batch_size`` training images drawn once (seeded), without augmentation.
     Scoring: the first ``n_eval`` images (all by default) of ``split`` (``"valid"``; ``"test"``
@@ -95,6 +103,7 @@ class PathEvaluator:
         if bn_batches < 1 or bn_batch_size < 1:
             raise NasforgeError(f"bn_batches and bn_batch_size must be >= 1, got {bn_batches}, {bn_batch_size}")
         self.supernets, self.dataset = supernets, dataset
+        self.layout = _layout(supernets)
         self.bn_batches, self.bn_batch_size, self.split, self.seed = int(bn_batches), int(bn_batch_size), split, seed
         x_tr = torch.from_numpy(dataset.x_train)
         need = self.bn_batches * self.bn_batch_size
@@ -115,9 +124,10 @@ class PathEvaluator:
     def score(self, arch: Any) -> dict[str, float]:
         """``acc`` (%), ``loss`` and ``seconds`` for one architecture."""
         t0 = time.perf_counter()
-        model = _route(self.supernets, arch)
-        recalibrate_bn(model, arch, self.calib)
-        acc, loss = evaluate_path(model, arch, self.x, self.y, self.eval_batch_size)
+        idx = self.layout.coerce_indices(arch)
+        model = _route(self.supernets, idx)
+        recalibrate_bn(model, idx, self.calib)
+        acc, loss = evaluate_path(model, idx, self.x, self.y, self.eval_batch_size)
         return {"acc": acc, "loss": loss, "seconds": time.perf_counter() - t0}
 
     def settings(self) -> dict[str, Any]:
@@ -147,10 +157,11 @@ class SupernetEstimator(Estimator):
     def estimate(self, arch: Any, fidelity: float | None = None) -> Measurement:
         if fidelity is not None:
             raise NasforgeError(f"a supernet estimator has a single fidelity (None), got {fidelity!r}")
-        idx = arch_indices(arch)
+        layout = self.evaluator.layout
+        idx = layout.coerce_indices(arch)
         r = self.evaluator.score(idx)
         metrics = {f"{self.prefix}_acc": r["acc"], f"{self.prefix}_loss": r["loss"]}
-        return Measurement(metrics, r["seconds"], None, {"arch": str(indices_arch(idx))})
+        return Measurement(metrics, r["seconds"], None, {"arch": layout.space.format(layout.arch(idx))})
 
     @property
     def metric_names(self) -> list[str]:
@@ -162,14 +173,29 @@ class SupernetEstimator(Estimator):
                 f"{s['split']} images)")
 
 
-def sample_archs(n: int, seed: int = 0, within: Any = None) -> list[Any]:
-    """``n`` distinct random NB201 cells (seeded), optionally only those a supernet holds."""
-    from nasforge.spaces.nb201 import NB201Space
+#: spaces (or restricted supernets) up to this many architectures are sampled by enumeration
+ENUMERATE_LIMIT = 200_000
 
-    space = NB201Space()
-    pool = list(space) if within is None else [a for a in space if within.contains(a)]
-    if not 1 <= n <= len(pool):
-        raise NasforgeError(f"cannot sample {n} distinct cells from {len(pool)}")
+
+def sample_archs(n: int, seed: int = 0, within: Any = None) -> list[Any]:
+    """``n`` distinct random architectures (seeded) of the space of ``within`` (a supernet or a
+    split supernet; default: the default space), only those a restricted supernet holds.
+
+    Up to :data:`ENUMERATE_LIMIT` architectures, ``n`` of the enumerated list are picked without
+    replacement; larger spaces (DARTS) are drawn uniformly by the layout, repeats skipped."""
+    layout = default_layout() if within is None else _layout(within)
+    mask = getattr(within, "allowed", None)
+    mask = layout.mask(mask) if mask is not None else layout.mask(None)
+    total = layout.count(mask)
+    if not 1 <= n <= total:
+        raise NasforgeError(f"cannot sample {n} distinct architectures from {total}")
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(pool), size=n, replace=False)
-    return [pool[int(i)] for i in pick]
+    if total <= ENUMERATE_LIMIT:
+        pool = list(layout.iter_indices(mask))
+        pick = rng.choice(len(pool), size=n, replace=False)
+        return [layout.arch(pool[int(i)]) for i in pick]
+    p = layout.uniform(mask)
+    seen: dict[tuple[int, ...], None] = {}
+    while len(seen) < n:
+        seen.setdefault(layout.draw(p, rng))
+    return [layout.arch(idx) for idx in seen]

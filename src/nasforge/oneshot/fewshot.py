@@ -1,7 +1,11 @@
 """Few-shot supernets: split the weight-sharing supernet into sub-supernets along one edge.
 
+Everything here works on any space's supernet through its layout (:mod:`nasforge.spaces.supernet`):
+an *edge* is one of its decision points, a part is a copy of the supernet whose allowed mask is
+restricted on that edge (and pruned by the layout where validity ties edges together, as in DARTS).
+
 - **Few-shot NAS** (Zhao et al., ICML 2021): one edge is split into one sub-supernet per
-  operation (5 in NB201); every sub-supernet starts from the trained supernet's weights and is
+  operation it allows; every sub-supernet starts from the trained supernet's weights and is
   fine-tuned on its own part of the space. An architecture is scored by the sub-supernet that
   holds it (:class:`SplitSupernet`).
 - **NAS-LID** (He et al., AAAI 2023): the operations of an edge are grouped by the similarity of
@@ -22,7 +26,7 @@ operations), scored by the mean similarity across the cut; lower is a cleaner sp
 Both criteria run the network in training mode (batch statistics, as during supernet training)
 without changing its BatchNorm buffers. LID needs forward passes only; gradient matching keeps
 one gradient vector per operation and the activations of a backward pass, which is NAS-LID's
-memory argument (benchmarks/supernet_nb201.py measures both).
+memory argument (the supernet benchmark measures both).
 """
 
 from __future__ import annotations
@@ -43,8 +47,7 @@ from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError, unknown
 from nasforge.estimation.training import arch_seed
-from nasforge.oneshot.supernet import N_EDGES, N_OPS, NB201Supernet, arch_indices, indices_arch
-from nasforge.spaces.nb201 import OPS
+from nasforge.spaces.supernet import Supernet, SupernetLayout, supernet_from_config
 
 __all__ = ["SplitSupernet", "split_supernet", "lid_mle", "lid_profiles", "gradient_profiles", "cosine_matrix",
            "best_cut", "SplitDecision", "choose_split", "grow_splits", "split_steps", "CRITERIA"]
@@ -54,43 +57,53 @@ CRITERIA = ("fewshot", "lid", "gradient")
 
 # --- the family of sub-supernets -------------------------------------------------------------
 class SplitSupernet:
-    """Sub-supernets that partition the space: every cell belongs to exactly one part.
+    """Sub-supernets that partition the space: every architecture belongs to exactly one part.
 
-    :meth:`supernet_for` returns the part holding a cell (so estimators and evaluators take a
-    ``SplitSupernet`` wherever they take an :class:`NB201Supernet`).
+    :meth:`supernet_for` returns the part holding an architecture (so estimators and evaluators
+    take a ``SplitSupernet`` wherever they take a :class:`~nasforge.spaces.supernet.Supernet`).
     """
 
-    def __init__(self, parts: Sequence[NB201Supernet], validate: bool = True) -> None:
+    def __init__(self, parts: Sequence[Supernet], validate: bool = True) -> None:
         self.parts = list(parts)
         if not self.parts:
             raise NasforgeError("a split supernet needs at least one part")
+        if any(p.layout.name != self.layout.name for p in self.parts):
+            raise NasforgeError(f"the parts are supernets of different spaces: {sorted({p.layout.name for p in self.parts})}")
         if validate:
+            lay = self.layout
+            whole = lay.count(lay.mask(None))
             total = sum(p.size() for p in self.parts)
             overlap = [(i, j) for i in range(len(self.parts)) for j in range(i + 1, len(self.parts))
-                       if (self.parts[i].allowed & self.parts[j].allowed).any(axis=1).all()]
-            if total != 5 ** N_EDGES or overlap:
-                raise NasforgeError(f"the parts do not partition the space: {total} cells in {len(self.parts)} parts "
-                                    f"(expected {5 ** N_EDGES})" + (f", parts {overlap[0]} overlap" if overlap else ""))
+                       if lay.count(self.parts[i].allowed & self.parts[j].allowed) > 0]
+            if total != whole or overlap:
+                raise NasforgeError(f"the parts do not partition the space: {total} architectures in {len(self.parts)} "
+                                    f"parts (expected {whole})" + (f", parts {overlap[0]} overlap" if overlap else ""))
 
-    def supernet_for(self, arch: Any) -> NB201Supernet:
-        idx = arch_indices(arch)
+    @property
+    def layout(self) -> SupernetLayout:
+        return self.parts[0].layout
+
+    def supernet_for(self, arch: Any) -> Supernet:
+        idx = self.layout.coerce_indices(arch)
         for p in self.parts:
             if p.contains(idx):
                 return p
-        raise NasforgeError(f"no part holds {indices_arch(idx)}")
+        raise NasforgeError(f"no part holds {self.layout.space.format(self.layout.arch(idx))}")
 
     def __len__(self) -> int:
         return len(self.parts)
 
-    def __iter__(self) -> Iterator[NB201Supernet]:
+    def __iter__(self) -> Iterator[Supernet]:
         return iter(self.parts)
 
     def describe(self) -> list[str]:
         """One line per part: its restricted edges and size."""
+        full = self.layout.mask(None)
         out = []
         for i, p in enumerate(self.parts):
-            r = [f"edge {e}: {'|'.join(ops)}" for e, ops in enumerate(p.allowed_ops()) if len(ops) < N_OPS]
-            out.append(f"part {i}: {p.size()} cells" + (f" ({'; '.join(r)})" if r else ""))
+            r = [f"edge {e}: {'|'.join(ops)}" for e, ops in enumerate(p.allowed_ops())
+                 if len(ops) < int(full[e].sum())]
+            out.append(f"part {i}: {p.size()} {self.layout.noun}" + (f" ({'; '.join(r)})" if r else ""))
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -100,26 +113,27 @@ class SplitSupernet:
     def from_state_dict(cls, state: dict[str, Any]) -> SplitSupernet:
         parts = []
         for item in state["parts"]:
-            net = NB201Supernet(**item["config"])
+            net = supernet_from_config(item["config"])
             net.load_state_dict(item["state"])
             parts.append(net)
         return cls(parts)
 
     def __repr__(self) -> str:
-        return f"SplitSupernet({len(self.parts)} parts: {[p.size() for p in self.parts]} cells)"
+        return f"SplitSupernet({len(self.parts)} parts: {[p.size() for p in self.parts]} {self.layout.noun})"
 
 
-def split_supernet(supernet: NB201Supernet, edge: int, groups: Sequence[Sequence[Any]]) -> list[NB201Supernet]:
-    """Copies of ``supernet`` (weights transferred), the ``i``-th allowing only ``groups[i]`` on
-    ``edge``. The groups must partition the operations ``supernet`` allows on that edge."""
-    if not 0 <= edge < N_EDGES:
-        raise NasforgeError(f"edge must lie in 0..{N_EDGES - 1}, got {edge}")
-    idx_groups = [[OPS.index(o) if isinstance(o, str) else int(o) for o in g] for g in groups]
+def split_supernet(supernet: Supernet, edge: int, groups: Sequence[Sequence[Any]]) -> list[Supernet]:
+    """Copies of ``supernet`` (weights transferred), the ``i``-th allowing only ``groups[i]`` (names
+    or indices) on ``edge``. The groups must partition the operations ``supernet`` allows there."""
+    lay = supernet.layout
+    if isinstance(edge, bool) or not isinstance(edge, (int, np.integer)) or not 0 <= edge < lay.n_edges:
+        raise NasforgeError(f"edge must lie in 0..{lay.n_edges - 1}, got {edge!r}")
+    idx_groups = [[lay.op_index(edge, o) for o in g] for g in groups]
     flat = sorted(k for g in idx_groups for k in g)
     have = sorted(int(k) for k in np.flatnonzero(supernet.allowed[edge]))
     if flat != have or any(not g for g in idx_groups):
         raise NasforgeError(f"groups {groups} must partition the operations allowed on edge {edge}: "
-                            f"{[OPS[k] for k in have]}")
+                            f"{[lay.ops[edge][k] for k in have]}")
     out = []
     for g in idx_groups:
         child = copy.deepcopy(supernet)
@@ -153,9 +167,9 @@ def lid_mle(features: Tensor, k: int = 20) -> Tensor:
     return 1.0 / logs.clamp_min(1e-12)
 
 
-def _blocks(model: NB201Supernet) -> list[nn.Module]:
-    """The blocks whose outputs make a layer-wise profile: every cell and reduction block."""
-    return list(model.cells)
+def _blocks(model: Supernet) -> list[nn.Module]:
+    """The blocks whose outputs make a layer-wise profile (the supernet's :meth:`~Supernet.blocks`)."""
+    return model.blocks()
 
 
 class _KeepBN:
@@ -177,15 +191,19 @@ class _KeepBN:
         self.model.train(self.was_training)
 
 
-def _configs(model: NB201Supernet, edge: int, n_paths: int, rng: np.random.Generator) -> list[list[int]]:
+def _configs(model: Supernet, edge: int, n_paths: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
     """Random configurations of the other edges (allowed ops), the same for every op of ``edge``."""
-    out = []
-    for _ in range(n_paths):
-        out.append([int(rng.choice(np.flatnonzero(model.allowed[e]))) for e in range(N_EDGES)])
-    return out
+    return [model.layout.random_config(model.allowed, rng) for _ in range(n_paths)]
 
 
-def lid_profiles(model: NB201Supernet, x: Tensor, edge: int, n_paths: int = 4, k: int = 20,
+def _with_op(model: Supernet, cfg: tuple[int, ...], edge: int, op: int) -> tuple[int, ...]:
+    """Configuration ``cfg`` with ``op`` on ``edge`` (other edges adjusted by the layout where
+    validity needs it, the same way for every op: the adjustment's randomness depends on ``cfg``)."""
+    rng = np.random.default_rng([edge, *cfg])
+    return model.layout.set_choice(cfg, edge, op, model.allowed, rng)
+
+
+def lid_profiles(model: Supernet, x: Tensor, edge: int, n_paths: int = 4, k: int = 20,
                  rng: np.random.Generator | None = None) -> dict[int, np.ndarray]:
     """Layer-wise LID profile of every allowed operation on ``edge``: op index -> (L,) array
     (mean LID of each block's output, averaged over ``n_paths`` configurations of the others)."""
@@ -200,10 +218,8 @@ def lid_profiles(model: NB201Supernet, x: Tensor, edge: int, n_paths: int = 4, k
             for op in np.flatnonzero(model.allowed[edge]):
                 prof = np.zeros(len(blocks))
                 for cfg in configs:
-                    path = list(cfg)
-                    path[edge] = int(op)
                     feats.clear()
-                    model(x, tuple(path))
+                    model(x, _with_op(model, cfg, edge, int(op)))
                     prof += np.array([float(lid_mle(f, k).mean()) for f in feats])
                 out[int(op)] = prof / len(configs)
     finally:
@@ -212,7 +228,7 @@ def lid_profiles(model: NB201Supernet, x: Tensor, edge: int, n_paths: int = 4, k
     return out
 
 
-def gradient_profiles(model: NB201Supernet, x: Tensor, y: Tensor, edge: int, n_paths: int = 4,
+def gradient_profiles(model: Supernet, x: Tensor, y: Tensor, edge: int, n_paths: int = 4,
                       rng: np.random.Generator | None = None) -> dict[int, Tensor]:
     """Supernet gradient of every allowed operation on ``edge``: op index -> flattened gradient of
     all weights except the edge's candidate operations, summed over ``n_paths`` configurations."""
@@ -226,9 +242,7 @@ def gradient_profiles(model: NB201Supernet, x: Tensor, y: Tensor, edge: int, n_p
             for p in model.parameters():
                 p.grad = None
             for cfg in configs:
-                path = list(cfg)
-                path[edge] = int(op)
-                F.cross_entropy(model(x, tuple(path)), y).backward()
+                F.cross_entropy(model(x, _with_op(model, cfg, edge, int(op))), y).backward()
             out[int(op)] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                                       for p in params]).clone()
         for p in model.parameters():
@@ -294,7 +308,7 @@ class SplitDecision:
         return cls(**d)
 
 
-def choose_split(model: NB201Supernet, x: Tensor, y: Tensor | None = None, criterion: str = "lid",
+def choose_split(model: Supernet, x: Tensor, y: Tensor | None = None, criterion: str = "lid",
                  edge: int | None = None, n_paths: int = 4, k: int = 20, balanced: bool = True,
                  seed: int = 0) -> SplitDecision:
     """Decide the next split of ``model`` with ``criterion``.
@@ -306,7 +320,8 @@ def choose_split(model: NB201Supernet, x: Tensor, y: Tensor | None = None, crite
     """
     if criterion not in CRITERIA:
         raise unknown("split criterion", criterion, CRITERIA)
-    splittable = [e for e in range(N_EDGES) if model.allowed[e].sum() >= 2]
+    lay = model.layout
+    splittable = [e for e in range(lay.n_edges) if model.allowed[e].sum() >= 2]
     if edge is not None:
         if edge not in splittable:
             raise NasforgeError(f"edge {edge} cannot be split: it allows {model.allowed_ops()[edge]}")
@@ -315,7 +330,7 @@ def choose_split(model: NB201Supernet, x: Tensor, y: Tensor | None = None, crite
         raise NasforgeError("no edge of this supernet has two or more operations left to split")
     if criterion == "fewshot":
         e = splittable[0]
-        return SplitDecision("fewshot", e, [[OPS[k]] for k in np.flatnonzero(model.allowed[e])], float("nan"))
+        return SplitDecision("fewshot", e, [[lay.ops[e][k]] for k in np.flatnonzero(model.allowed[e])], float("nan"))
     if criterion == "gradient" and y is None:
         raise NasforgeError("the gradient criterion needs labels y")
     best: SplitDecision | None = None
@@ -332,7 +347,7 @@ def choose_split(model: NB201Supernet, x: Tensor, y: Tensor | None = None, crite
         groups, score = best_cut(sim, balanced=balanced)
         scores[e] = score
         if best is None or score < best.score - 1e-12:
-            best = SplitDecision(criterion, e, [[OPS[ops[i]] for i in g] for g in groups], score,
+            best = SplitDecision(criterion, e, [[lay.ops[e][ops[i]] for i in g] for g in groups], score,
                                  similarity=sim.round(6).tolist())
     assert best is not None
     best.edge_scores = scores
@@ -353,8 +368,8 @@ def split_steps(remaining: int, parts_per_level: Sequence[int]) -> list[int]:
 
 
 def grow_splits(
-    root: NB201Supernet,
-    make_trainer: Callable[[NB201Supernet, int, tuple[float, float], str], Any],
+    root: Supernet,
+    make_trainer: Callable[[Supernet, int, tuple[float, float], str], Any],
     x_split: Tensor,
     y_split: Tensor,
     criterion: str = "lid",
@@ -368,6 +383,7 @@ def grow_splits(
     seed: int = 0,
     workdir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> tuple[SplitSupernet, list[dict[str, Any]]]:
     """Split ``root`` ``levels`` times with ``criterion`` and fine-tune every sub-supernet.
 
@@ -377,7 +393,8 @@ def grow_splits(
     Learning rate: the root stopped at ``schedule_start`` on its cosine curve; the levels share
     the rest of the curve equally, so every sub-supernet ends annealed, like the one-shot runs.
     ``root_optimizer`` (the root trainer's optimiser state) carries its momentum into the
-    children. Decisions go to ``workdir/decisions.json`` and are reused on a re-run.
+    children. Decisions go to ``workdir/decisions.json`` and are reused on a re-run. ``progress``
+    shows a progress bar per sub-supernet.
     Returns the split supernet and the decisions (node ids ``0``, ``0.1``, ``0.1.0``, ...).
     """
     if levels < 1 or len(steps) != levels:
@@ -392,11 +409,11 @@ def grow_splits(
     if wd is not None and (wd / "decisions.json").is_file():
         saved = json.loads((wd / "decisions.json").read_text())
     decisions: list[dict[str, Any]] = []
-    frontier: list[tuple[str, NB201Supernet, dict[str, Any] | None]] = [("0", root, root_optimizer)]
+    frontier: list[tuple[str, Supernet, dict[str, Any] | None]] = [("0", root, root_optimizer)]
     for level in range(1, levels + 1):
-        nxt: list[tuple[str, NB201Supernet, dict[str, Any] | None]] = []
+        nxt: list[tuple[str, Supernet, dict[str, Any] | None]] = []
         for node, model, opt_state in frontier:
-            if not any(model.allowed[e].sum() >= 2 for e in range(N_EDGES)):
+            if not (model.allowed.sum(axis=1) >= 2).any():
                 nxt.append((node, model, opt_state))
                 continue
             if node in saved:
@@ -420,7 +437,7 @@ def grow_splits(
                 trainer = make_trainer(child, int(steps[level - 1]), sched, cid)
                 if opt_state is not None:
                     trainer.optimizer.load_state_dict(copy.deepcopy(opt_state))  # no shared buffers
-                trainer.train()
+                trainer.train(progress=progress, desc=f"part {cid}")
                 nxt.append((cid, child, copy.deepcopy(trainer.optimizer.state_dict())))
         frontier = nxt
     return SplitSupernet([m for _, m, _ in frontier]), decisions

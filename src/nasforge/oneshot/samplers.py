@@ -3,21 +3,27 @@
 A sampler decides, for every training step, which path(s) of the supernet are trained and, at
 every epoch boundary, in which order (and how often) the training examples are visited:
 
-- :class:`UniformSampler` (SPOS, Guo et al., ECCV 2020): one path per step, every allowed
-  operation of every edge equally likely.
+- :class:`UniformSampler` (SPOS, Guo et al., ECCV 2020): one path per step, every architecture
+  the supernet holds equally likely (every allowed operation of every edge equally likely where
+  every combination is an architecture, as in NB201).
 - :class:`FairSampler` (FairNAS strict fairness, Chu et al., ICCV 2021): a step trains a group
-  of ``m`` paths (``m`` = 5, the number of operations) on the same batch; for every edge the
-  group uses a random permutation of its operations, so each operation of each edge is trained
-  exactly once per step. Gradients of the ``m`` paths are summed and applied in one update.
+  of ``m`` paths (``m`` = the number of operations of an edge, 5 in NB201) on the same batch; for
+  every edge the group uses a random permutation of its operations, so each operation of each edge
+  is trained exactly once per step. Gradients of the ``m`` paths are summed and applied in one
+  update. Where an edge's ``none`` is structural (DARTS: each node keeps two inputs), the
+  permutations cover the operations and the space draws which edges of each path are on, so each
+  operation of an edge is trained at most once per step (exactly once on edges every path uses).
 - :class:`PADASampler` (PA&DA, Lu et al., CVPR 2023): importance sampling that lowers the
   variance of the supernet gradient.
 
   *Path importance*: each edge samples operation ``k`` with probability
   ``(1 - lam) / m + lam * g[e, k] / sum_j g[e, j]``, where ``g[e, k]`` is the running mean
   (exponential, ``momentum``) of the gradient norm of operation ``k``'s weights on edge ``e``,
-  measured whenever it is on the trained path. Parameter-free operations (``none``,
+  measured whenever it is on the trained path. Parameter-free operations (NB201: ``none``,
   ``skip_connect``, ``avg_pool_3x3``) have no weights, hence ``g = 0``: as in the paper's code,
   they keep only the uniform share. ``g`` is per edge here (the authors pool the edges).
+  Structural choices (DARTS ``none``) keep their uniform probability: importance re-weights the
+  operations, not which inputs a node takes.
 
   *Data importance*: example ``i`` is drawn with probability
   ``(1 - lam) / n + lam * s[i] / sum_j s[j]`` where ``s[i] = ||softmax(z_i) - onehot(y_i)||_2``
@@ -29,9 +35,13 @@ every epoch boundary, in which order (and how often) the training examples are v
   ``max_mix`` over training (the paper: ``epoch / epochs``). ``path=False`` or ``data=False``
   switches either half off.
 
-Samplers hold no random generator: the trainer passes its own (so a checkpoint saves one
-state). Every sampler respects a supernet's ``allowed`` operations (sub-supernets of few-shot
-splits).
+Samplers work on any space through its supernet layout (:mod:`nasforge.spaces.supernet`): they
+shape per-edge operation probabilities, and the layout draws an architecture from them
+(independent per-edge draws conditioned on validity). A sampler made without a supernet assumes
+the default space's layout and adopts the trained supernet's layout and allowed operations when
+the trainer binds it (:meth:`PathSampler.bind`). Samplers hold no random generator: the trainer
+passes its own (so a checkpoint saves one state). Every sampler respects a supernet's ``allowed``
+operations (sub-supernets of few-shot splits).
 """
 
 from __future__ import annotations
@@ -43,29 +53,55 @@ import torch
 from torch import Tensor
 
 from nasforge.errors import NasforgeError, unknown
-from nasforge.oneshot.supernet import N_EDGES, N_OPS, PARAM_OPS, NB201Supernet, _allowed_mask
+from nasforge.spaces.supernet import Supernet, SupernetLayout, default_layout
 
 __all__ = ["PathSampler", "UniformSampler", "FairSampler", "PADASampler", "SAMPLERS", "make_sampler"]
 
 
 class PathSampler:
-    """Base class: uniform over the allowed operations, natural data order.
+    """Base class: uniform over the architectures the supernet holds, natural data order.
 
-    The trainer calls, in this order: :meth:`begin` once (sizes of the run),
-    :meth:`epoch_order` at every epoch boundary, :meth:`sample_group` for every step, then per
-    trained path :meth:`observe_batch` (after the forward) and :meth:`observe_gradients` (after
-    the backward, before the update).
+    ``allowed``: the operations it may draw (a supernet, whose layout and mask it takes; a mask;
+    per-edge operation names; ``None`` for everything). ``layout``: the space's supernet layout
+    (default: the supernet's, else the default space's).
+
+    The trainer calls, in this order: :meth:`bind` (the supernet it trains), :meth:`begin` once
+    (sizes of the run), :meth:`epoch_order` at every epoch boundary, :meth:`sample_group` for
+    every step, then per trained path :meth:`observe_batch` (after the forward) and
+    :meth:`observe_gradients` (after the backward, before the update).
     """
 
     name = "base"
     #: number of paths trained (and gradients accumulated) per optimiser update
     group_size = 1
 
-    def __init__(self, allowed: Any = None) -> None:
-        self.allowed = _allowed_mask(allowed)
+    def __init__(self, allowed: Any = None, layout: SupernetLayout | None = None) -> None:
+        if isinstance(allowed, Supernet):
+            layout = layout if layout is not None else allowed.layout
+            allowed = allowed.allowed
+        self.layout: SupernetLayout = layout if layout is not None else default_layout()
+        #: whether the allowed operations were given (else the trained supernet's are adopted)
+        self.restricted = allowed is not None
+        self.allowed = self.layout.mask(allowed)
         self.n_examples = 0
 
     # --- life cycle -------------------------------------------------------------------------
+    def bind(self, model: Supernet) -> None:
+        """Take the layout and allowed operations of ``model`` when this sampler was made without
+        a restriction; otherwise check that ``model`` holds everything the sampler may draw."""
+        same = model.layout.name == self.layout.name and model.allowed.shape == self.allowed.shape
+        if not self.restricted and not (same and np.array_equal(model.allowed, self.allowed)):
+            self._reset(model.layout, model.allowed)
+        elif not same:
+            raise NasforgeError(f"the sampler was restricted for a {self.layout.name} supernet, not a "
+                                f"{model.layout.name} one")
+        if (self.allowed & ~model.allowed).any():
+            raise NasforgeError("the sampler may draw operations the supernet does not allow")
+
+    def _reset(self, layout: SupernetLayout, allowed: np.ndarray) -> None:
+        """Adopt another layout or mask (before training)."""
+        self.layout, self.allowed = layout, np.array(allowed, dtype=bool)
+
     def begin(self, n_examples: int) -> None:
         """Called once before training (and again after a resume) with the training-set size."""
         self.n_examples = int(n_examples)
@@ -75,34 +111,29 @@ class PathSampler:
         return torch.randperm(self.n_examples, generator=gen)
 
     def sample_group(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
-        """The path(s) to train this step, as tuples of 6 operation indices."""
-        return [self._draw(self.probabilities(), rng)]
+        """The path(s) to train this step, as tuples of per-edge operation indices."""
+        return [self.layout.draw(self.probabilities(), rng)]
 
     def observe_batch(self, indices: Tensor, logits: Tensor, targets: Tensor) -> None:
         """Sees the logits of the batch just trained (no gradient)."""
 
-    def observe_gradients(self, model: NB201Supernet, path: tuple[int, ...]) -> None:
+    def observe_gradients(self, model: Supernet, path: tuple[int, ...]) -> None:
         """Sees the gradients of the path just back-propagated (before the update)."""
 
     # --- distributions ----------------------------------------------------------------------
     def probabilities(self) -> np.ndarray:
-        """Per-edge operation probabilities, shape (6, 5); rows sum to 1."""
-        return self.allowed / self.allowed.sum(axis=1, keepdims=True)
-
-    @staticmethod
-    def _draw(p: np.ndarray, rng: np.random.Generator) -> tuple[int, ...]:
-        u = rng.random(N_EDGES)
-        cum = np.cumsum(p, axis=1)
-        cum[:, -1] = 1.0  # guard against rounding
-        return tuple(int(np.searchsorted(cum[e], u[e], side="right")) for e in range(N_EDGES))
+        """Per-edge operation probabilities, shape (edges, operations); rows sum to 1."""
+        return self.layout.uniform(self.allowed)
 
     # --- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "allowed": torch.from_numpy(self.allowed.copy())}
+        return {"name": self.name, "layout": self.layout.name, "allowed": torch.from_numpy(self.allowed.copy())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
             raise NasforgeError(f"checkpoint was written by sampler {state.get('name')!r}, not {self.name!r}")
+        if state.get("layout", self.layout.name) != self.layout.name:
+            raise NasforgeError(f"checkpoint was written for a {state['layout']} supernet, not a {self.layout.name} one")
         self.allowed = np.asarray(state["allowed"], dtype=bool)
 
     def settings(self) -> dict[str, Any]:
@@ -124,26 +155,45 @@ class FairSampler(PathSampler):
     """FairNAS strict fairness: every allowed operation of every edge once per step.
 
     A group has ``max over edges of the number of allowed operations`` paths (5 in the full
-    space). An edge with fewer allowed operations repeats a fresh random permutation of them to
-    fill the group.
+    NB201 space). An edge with fewer allowed operations repeats a fresh random permutation of them
+    to fill the group. Structural choices (DARTS ``none``) are not permuted: the space draws which
+    edges each path switches on (uniformly), and a switched-on edge takes its permuted operation.
     """
 
     name = "fairnas"
 
+    def _free(self) -> np.ndarray:
+        return self.allowed & ~self.layout.structural
+
     @property
     def group_size(self) -> int:  # type: ignore[override]
-        return int(self.allowed.sum(axis=1).max())
+        return max(1, int(self._free().sum(axis=1).max()))
 
     def sample_group(self, rng: np.random.Generator) -> list[tuple[int, ...]]:
         m = self.group_size
+        free = self._free()
         columns = []
-        for e in range(N_EDGES):
-            ops = np.flatnonzero(self.allowed[e])
+        for e in range(self.layout.n_edges):
+            ops = np.flatnonzero(free[e])
+            if len(ops) == 0:  # only structural choices allowed (an edge switched off)
+                ops = np.flatnonzero(self.allowed[e])
             seq: list[int] = []
             while len(seq) < m:
                 seq.extend(int(v) for v in rng.permutation(ops))
             columns.append(seq[:m])
-        return [tuple(columns[e][j] for e in range(N_EDGES)) for j in range(m)]
+        paths = [tuple(columns[e][j] for e in range(self.layout.n_edges)) for j in range(m)]
+        if self.layout.independent:
+            return paths
+        structural = self.layout.structural & self.allowed
+        uniform = self.layout.uniform(self.allowed)
+        out = []
+        for path in paths:
+            p = np.where(structural, uniform, 0.0)
+            for e, k in enumerate(path):
+                if not structural[e, k]:
+                    p[e, k] = 1.0 - p[e].sum()
+            out.append(self.layout.draw(p, rng))
+        return out
 
 
 class PADASampler(PathSampler):
@@ -157,8 +207,8 @@ class PADASampler(PathSampler):
     name = "pada"
 
     def __init__(self, allowed: Any = None, path: bool = True, data: bool = True, max_mix: float = 1.0,
-                 momentum: float = 0.9) -> None:
-        super().__init__(allowed)
+                 momentum: float = 0.9, layout: SupernetLayout | None = None) -> None:
+        super().__init__(allowed, layout)
         if not (path or data):
             raise NasforgeError("PA&DA needs path=True, data=True or both (with neither it is uniform sampling)")
         if not 0.0 <= max_mix <= 1.0:
@@ -168,11 +218,18 @@ class PADASampler(PathSampler):
         self.path, self.data = bool(path), bool(data)
         self.max_mix, self.momentum = float(max_mix), float(momentum)
         self.mix = 0.0  # current lam
-        self.grad_norm = np.zeros((N_EDGES, N_OPS))  # running gradient norms g[e, k]
-        self.grad_seen = np.zeros((N_EDGES, N_OPS), dtype=bool)
-        self.op_prob = super().probabilities()
+        self._reset_paths()
         self.scores = np.zeros(0)  # per-example s[i]
         self.seen = np.zeros(0, dtype=bool)
+
+    def _reset_paths(self) -> None:
+        self.grad_norm = np.zeros(self.allowed.shape)  # running gradient norms g[e, k]
+        self.grad_seen = np.zeros(self.allowed.shape, dtype=bool)
+        self.op_prob = self.layout.uniform(self.allowed)
+
+    def _reset(self, layout: SupernetLayout, allowed: np.ndarray) -> None:
+        super()._reset(layout, allowed)
+        self._reset_paths()
 
     def settings(self) -> dict[str, Any]:
         return {"path": self.path, "data": self.data, "max_mix": self.max_mix, "momentum": self.momentum}
@@ -190,26 +247,37 @@ class PADASampler(PathSampler):
         return self.op_prob
 
     def path_importance(self) -> np.ndarray:
-        """The normalised running gradient norms per edge, shape (6, 5) (uniform where none)."""
-        g = np.where(self.allowed, self.grad_norm, 0.0)
+        """The normalised running gradient norms per edge, shape (edges, operations) (uniform
+        where none was measured); structural choices get none."""
+        g = np.where(self.allowed & ~self.layout.structural, self.grad_norm, 0.0)
         tot = g.sum(axis=1, keepdims=True)
         uniform = self.allowed / self.allowed.sum(axis=1, keepdims=True)
         return np.where(tot > 0, g / np.where(tot > 0, tot, 1.0), uniform)
 
-    def observe_gradients(self, model: NB201Supernet, path: tuple[int, ...]) -> None:
+    def observe_gradients(self, model: Supernet, path: tuple[int, ...]) -> None:
         if not self.path:
             return
         for e, k in enumerate(path):
-            if k not in PARAM_OPS:
+            if self.layout.structural[e, k]:
                 continue
             sq = [p.grad.detach().pow(2).sum() for p in model.op_parameters(e, k) if p.grad is not None]
-            if not sq:
+            if not sq:  # a parameter-free operation (or one that got no gradient)
                 continue
             norm = float(torch.stack(sq).sum().sqrt())
             if self.grad_seen[e, k]:
                 self.grad_norm[e, k] = self.momentum * self.grad_norm[e, k] + (1.0 - self.momentum) * norm
             else:
                 self.grad_norm[e, k], self.grad_seen[e, k] = norm, True
+
+    def _keep_structural(self, p: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """``p`` with every structural choice at its uniform probability and the operations
+        sharing the rest in proportion to ``p``."""
+        st = self.layout.structural & self.allowed
+        share = np.where(st, uniform, 0.0).sum(axis=1, keepdims=True)
+        rest = np.where(st, 0.0, p)
+        tot = rest.sum(axis=1, keepdims=True)
+        scaled = rest / np.where(tot > 0, tot, 1.0) * (1.0 - share)
+        return np.where(st, uniform, np.where(tot > 0, scaled, uniform))
 
     # --- data importance --------------------------------------------------------------------
     @staticmethod
@@ -242,8 +310,10 @@ class PADASampler(PathSampler):
     def epoch_order(self, progress: float, gen: torch.Generator) -> Tensor:
         self.mix = self.max_mix * min(max(float(progress), 0.0), 1.0)
         if self.path:
-            uniform = self.allowed / self.allowed.sum(axis=1, keepdims=True)
+            uniform = self.layout.uniform(self.allowed)
             p = (1.0 - self.mix) * uniform + self.mix * self.path_importance()
+            if not self.layout.independent:
+                p = self._keep_structural(p, uniform)
             self.op_prob = p / p.sum(axis=1, keepdims=True)
         if not self.data or self.mix == 0.0:
             return torch.randperm(self.n_examples, generator=gen)
@@ -281,7 +351,8 @@ _ALIASES = {"spos": "uniform", "fair": "fairnas", "pa&da": "pada"}
 
 def make_sampler(name: str, allowed: Any = None, **settings: Any) -> PathSampler:
     """A sampler by name: ``uniform`` (alias ``spos``), ``fairnas``, ``pada``, ``pada-path``,
-    ``pada-data``; ``settings`` go to the constructor (e.g. ``max_mix`` for PA&DA)."""
+    ``pada-data``; ``allowed`` as for :class:`PathSampler` (pass the supernet to take its layout
+    and mask); ``settings`` go to the constructor (e.g. ``max_mix`` for PA&DA)."""
     key = _ALIASES.get(name, name)
     if key not in SAMPLERS:
         raise unknown("sampler", name, sorted(SAMPLERS))

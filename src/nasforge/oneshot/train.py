@@ -1,7 +1,11 @@
 """Single-path supernet training: a fixed number of steps, resumable checkpoints.
 
+The trainer works on any space's supernet (:class:`~nasforge.spaces.supernet.Supernet`): it only
+runs ``model(x, path)`` on the paths the sampler draws.
+
 One *step* is one optimiser update. It trains the path(s) the sampler chooses on one minibatch:
-one path for SPOS and PA&DA, a group of 5 for FairNAS (gradients summed, one update), so the
+one path for SPOS and PA&DA, a group of one path per operation for FairNAS (gradients summed,
+one update), so the
 compute of a step is ``sampler.group_size`` forward/backward passes. Benchmarks that compare
 samplers at equal compute count *path passes* (``steps * group_size``).
 
@@ -39,7 +43,7 @@ from nasforge.data import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimation.training import TrainingDiverged, arch_seed, crop_flip
 from nasforge.oneshot.samplers import PathSampler
-from nasforge.oneshot.supernet import NB201Supernet
+from nasforge.spaces.supernet import DEFAULT_SPACE, Supernet
 
 __all__ = ["SupernetTrainer", "downsample", "build_supernet"]
 
@@ -66,14 +70,29 @@ def downsample(dataset: Dataset, size: int) -> Dataset:
                    x_test=pool(dataset.x_test))
 
 
-def build_supernet(dataset: Dataset, C: int = 8, N: int = 1, seed: int = 0, allowed: Any = None) -> NB201Supernet:
-    """An untrained supernet sized for ``dataset``; its initial weights depend only on ``seed``."""
+def build_supernet(dataset: Dataset, space: Any = None, *, seed: int = 0, allowed: Any = None,
+                   **net: Any) -> Supernet:
+    """An untrained supernet of ``space`` (a space or its registry name; default the default
+    space) sized for ``dataset``; its initial weights depend only on ``seed``.
+
+    ``net``: network settings of the space's supernet; unset ones take the layout's small CPU-scale
+    settings (``cpu_net``), the data's classes, channels and image side."""
+    from nasforge.spaces import get_space
+
+    if space is None:
+        space = DEFAULT_SPACE
+    sp = get_space(space) if isinstance(space, str) else space
+    layout = sp.supernet_layout()
     if dataset.kind != "image":
-        raise NasforgeError(f"the NB201 supernet needs image data; dataset {dataset.name!r} holds vectors")
+        raise NasforgeError(f"the {sp.name} supernet needs image data; dataset {dataset.name!r} holds vectors")
+    settings = {**layout.cpu_net, "num_classes": dataset.num_classes, "in_channels": dataset.in_channels,
+                "input_size": dataset.input_size, **net}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(arch_seed(seed, "nb201-supernet"))
-        return NB201Supernet(C=C, N=N, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
-                             input_size=dataset.input_size, allowed=allowed)
+        torch.manual_seed(arch_seed(seed, f"{sp.name}-supernet"))
+        try:
+            return layout.build(allowed=allowed, **settings)
+        except TypeError as exc:
+            raise NasforgeError(f"bad network settings for the {sp.name} supernet: {exc}") from None
 
 
 class SupernetTrainer:
@@ -87,7 +106,7 @@ class SupernetTrainer:
 
     def __init__(
         self,
-        model: NB201Supernet,
+        model: Supernet,
         sampler: PathSampler,
         x: Any,
         y: Any,
@@ -121,8 +140,7 @@ class SupernetTrainer:
             raise NasforgeError(f"schedule must be (start, end) with 0 <= start < end <= 1, got {schedule}")
         if lr <= 0:
             raise NasforgeError(f"lr must be positive, got {lr}")
-        if (sampler.allowed & ~model.allowed).any():
-            raise NasforgeError("the sampler may draw operations the supernet does not allow")
+        sampler.bind(model)  # the sampler adopts the supernet's layout, or checks its restriction
         self.model, self.sampler = model, sampler
         self.steps, self.batch_size = int(steps), int(batch_size)
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
@@ -257,7 +275,9 @@ class SupernetTrainer:
                 "last_loss": self.last_loss}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        mine, theirs = self.settings(), state["settings"]
+        mine, theirs = self.settings(), dict(state["settings"])
+        if isinstance(theirs.get("supernet"), dict) and "space" not in theirs["supernet"]:
+            theirs["supernet"] = {"space": DEFAULT_SPACE, **theirs["supernet"]}  # written before spaces owned supernets
         diff = [k for k in mine if _norm(mine[k]) != _norm(theirs.get(k))]
         if diff:
             k = diff[0]

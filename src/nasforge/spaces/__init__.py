@@ -26,7 +26,7 @@ def get_space(name: str, **kwargs: Any) -> SearchSpace:
     are built directly (:class:`ChoiceSpace`)."""
     try:
         module, _, cls = SPACES[name].partition(":")
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name (an unhashable value)
         raise unknown("search space", name, sorted(SPACES)) from None
     return getattr(importlib.import_module(module), cls)(**kwargs)
 

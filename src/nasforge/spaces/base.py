@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, NotAnArchitecture, shorten
 from nasforge.params import Configurable
 
 
@@ -141,6 +141,18 @@ class SearchSpace(Configurable, ABC):
             raise NasforgeError(f"space {self.name!r} has no {what}: it neither builds networks nor has a closed "
                                 f"form ({exc})") from None
 
+    # --- weight sharing (optional) -------------------------------------------------------------
+    def supernet_layout(self) -> Any:
+        """The space's supernet protocol (a :class:`nasforge.spaces.supernet.SupernetLayout`): its
+        decision points and candidate operations, architectures as per-edge operation indices,
+        validity, drawing, and the supernet module (:meth:`supernet`). Spaces without one raise."""
+        raise NasforgeError(f"space {self.name!r} has no weight-sharing supernet")
+
+    def supernet(self, allowed: Any = None, **net: Any) -> Any:
+        """The weight-sharing supernet over this space (a :class:`nasforge.spaces.supernet.Supernet`
+        ``nn.Module``) with network settings ``net``; ``allowed`` restricts the operations per edge."""
+        return self.supernet_layout().build(allowed=allowed, **net)
+
     def device_tables(self) -> dict[str, DeviceTable]:
         """Published device measurements (latency, energy) of this space's architectures, by name;
         none by default."""
@@ -164,5 +176,5 @@ class SearchSpace(Configurable, ABC):
         if isinstance(arch, str):
             return self.parse(arch)
         if arch not in self:
-            raise TypeError(f"{arch!r} is not an architecture of space {self.name!r}")
+            raise NotAnArchitecture(f"{shorten(arch)} is not an architecture of space {self.name!r}")
         return arch

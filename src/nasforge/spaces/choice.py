@@ -143,6 +143,14 @@ class ChoiceSpace(SearchSpace):
             out.append(self.values[i][j])
         return Choices(out)
 
+    def coerce(self, arch: Any) -> Choices:
+        """A :class:`Choices` from itself, its string, a dict of choices, or a tuple of values
+        (what a crossover of two architectures gives)."""
+        if isinstance(arch, (str, Mapping)):
+            return self.parse(arch)
+        self.format(arch)  # a one-line error naming the bad value
+        return arch if isinstance(arch, Choices) else Choices(arch)
+
     def config_of(self, arch: Any) -> dict[str, Any]:
         """The architecture as a plain dict (what ``builder`` receives)."""
         arch = self.coerce(arch)

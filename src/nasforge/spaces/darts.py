@@ -447,6 +447,13 @@ class DartsSpace(SearchSpace):
                             drop_path_prob=drop_path_prob, stem_multiplier=stem_multiplier, in_channels=in_channels,
                             input_size=input_size)
 
+    def supernet_layout(self) -> Any:
+        """The supernet protocol of the space (:mod:`nasforge.spaces.darts_supernet`): 2 x 14
+        possible edges x (``none`` + 7 operations), two inputs per node."""
+        from nasforge.spaces.darts_supernet import LAYOUT
+
+        return LAYOUT
+
     def param_count(self, arch: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
                     stem_multiplier: int = 3, auxiliary: bool = False, in_channels: int = 3) -> int:
         """Parameters of :meth:`build`'s network, in closed form; the auxiliary head is left out

@@ -163,14 +163,16 @@ def darts_flops(arch: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
 
 # --- operations -------------------------------------------------------------------------------
 class ReLUConvBN(nn.Module):
-    """ReLU, convolution without bias, BatchNorm."""
+    """ReLU, convolution without bias, BatchNorm (``affine=False``: without scale and shift, as in
+    the DARTS search network)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int,
+                 affine: bool = True) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -180,14 +182,15 @@ class ReLUConvBN(nn.Module):
 class DilConv(nn.Module):
     """ReLU, dilated depthwise convolution, pointwise convolution, BatchNorm."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, dilation: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int, dilation: int,
+                 affine: bool = True) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=c_in,
                       bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -197,17 +200,18 @@ class DilConv(nn.Module):
 class SepConv(nn.Module):
     """Two stacked (ReLU, depthwise kxk, pointwise 1x1, BatchNorm) blocks; the first has the stride."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, padding: int,
+                 affine: bool = True) -> None:
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride=stride, padding=padding, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_in, 1, bias=False),
-            nn.BatchNorm2d(c_in),
+            nn.BatchNorm2d(c_in, affine=affine),
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel_size, stride=1, padding=padding, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -218,36 +222,37 @@ class FactorizedReduce(nn.Module):
     """Halve the resolution without losing pixels: ReLU, two stride-2 1x1 convolutions (the second
     shifted by one pixel) giving half the output channels each, concatenated, BatchNorm."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
         super().__init__()
         if c_out % 2:
             raise NasforgeError(f"a factorized reduction needs an even number of output channels, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(x)
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
 
 
-def make_op(name: str, c: int, stride: int) -> nn.Module:
-    """One edge operation at ``c`` channels."""
+def make_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
+    """One edge operation at ``c`` channels (``affine=False``: BatchNorm without scale and shift,
+    as in the DARTS search network)."""
     if name == "max_pool_3x3":
         return nn.MaxPool2d(3, stride=stride, padding=1)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
     if name == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(c, c)
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
     if name == "sep_conv_3x3":
-        return SepConv(c, c, 3, stride, 1)
+        return SepConv(c, c, 3, stride, 1, affine)
     if name == "sep_conv_5x5":
-        return SepConv(c, c, 5, stride, 2)
+        return SepConv(c, c, 5, stride, 2, affine)
     if name == "dil_conv_3x3":
-        return DilConv(c, c, 3, stride, 2, 2)
+        return DilConv(c, c, 3, stride, 2, 2, affine)
     if name == "dil_conv_5x5":
-        return DilConv(c, c, 5, stride, 4, 2)
+        return DilConv(c, c, 5, stride, 4, 2, affine)
     raise NasforgeError(f"unknown DARTS operation {name!r}; allowed: {', '.join(OPS)}")
 
 

@@ -247,51 +247,66 @@ class MacroSpace(SearchSpace):
         side = int(net.get("input_size", 32))
         return (int(net.get("in_channels", 3)), side, side)
 
-    def build(self, arch: Any, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> Any:
+    def build(self, arch: Any, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
+              stem_channels: int = STEM_CHANNELS, head_channels: int = HEAD_CHANNELS) -> Any:
         """The benchmark's CIFAR-10 network for ``arch`` (a ``torch.nn.Module``). It ends in global
-        pooling, so it takes any input size; ``input_size`` is accepted for uniformity and unused."""
+        pooling, so it takes any input size; ``input_size`` is accepted for uniformity and unused.
+        ``stem_channels`` (doubled at each stage) and ``head_channels`` narrow the network (the
+        benchmark's 32 and 1,280 by default), e.g. for a supernet on a CPU."""
         from torch import nn
 
         from nasforge.spaces.mbconv import MBConv, conv_bn
 
         arch = self.coerce(arch)
+        _check_widths(stem_channels, head_channels)
+        plan = layer_plan(stem_channels)
         layers: list[nn.Module] = []
-        for op, (cin, cout, stride) in zip(arch, layer_plan()):
+        for op, (cin, cout, stride) in zip(arch, plan):
             if op == 0:
                 layers.append(conv_bn(cin, cout, 1, stride=stride) if (stride != 1 or cin != cout)
                               else nn.Identity())
             else:
                 expansion, kernel = _BLOCKS[op]
                 layers.append(MBConv(cin, cout, kernel, expansion, stride=stride, act="relu"))
-        width = layer_plan()[-1][1]
+        width = plan[-1][1]
         return nn.Sequential(
-            conv_bn(in_channels, STEM_CHANNELS, 3, act="relu"),
+            conv_bn(in_channels, stem_channels, 3, act="relu"),
             *layers,
-            conv_bn(width, HEAD_CHANNELS, 1, act="relu"),
+            conv_bn(width, head_channels, 1, act="relu"),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
-            nn.Linear(HEAD_CHANNELS, num_classes),
+            nn.Linear(head_channels, num_classes),
         )
 
-    def param_count(self, arch: Any, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> int:
+    def supernet_layout(self) -> Any:
+        """The supernet protocol of the space (:mod:`nasforge.spaces.macro_supernet`): 8 layers x
+        3 choice blocks."""
+        from nasforge.spaces.macro_supernet import LAYOUT
+
+        return LAYOUT
+
+    def param_count(self, arch: Any, num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
+                    stem_channels: int = STEM_CHANNELS, head_channels: int = HEAD_CHANNELS) -> int:
         """Parameters of :meth:`build`'s network (weights, biases, BN scale and shift; running
         statistics are buffers, not parameters), as the benchmark counts them; in closed form
         (``input_size`` does not matter)."""
         from nasforge.spaces.mbconv import conv_bn_params, mbconv_params
 
         arch = self.coerce(arch)
-        n = conv_bn_params(in_channels, STEM_CHANNELS, 3)
-        for op, (cin, cout, stride) in zip(arch, layer_plan()):
+        _check_widths(stem_channels, head_channels)
+        plan = layer_plan(stem_channels)
+        n = conv_bn_params(in_channels, stem_channels, 3)
+        for op, (cin, cout, stride) in zip(arch, plan):
             if op == 0:
                 n += conv_bn_params(cin, cout, 1) if (stride != 1 or cin != cout) else 0
             else:
                 expansion, kernel = _BLOCKS[op]
                 n += mbconv_params(cin, cout, kernel, expansion)
-        width = layer_plan()[-1][1]
-        return n + conv_bn_params(width, HEAD_CHANNELS, 1) + HEAD_CHANNELS * num_classes + num_classes
+        width = plan[-1][1]
+        return n + conv_bn_params(width, head_channels, 1) + head_channels * num_classes + num_classes
 
     def flops(self, arch: Any, convention: str | None = None, input_size: int = 32, num_classes: int = 10,
-              in_channels: int = 3) -> int:
+              in_channels: int = 3, stem_channels: int = STEM_CHANNELS, head_channels: int = HEAD_CHANNELS) -> int:
         """Multiply-adds for one ``input_size`` x ``input_size`` image.
 
         By default (``convention=None``) in closed form, in the convention of the benchmark's ``flops``
@@ -302,11 +317,13 @@ class MacroSpace(SearchSpace):
 
         if convention is not None:
             return _hook_flops(self, arch, convention, num_classes=num_classes, in_channels=in_channels,
-                               input_size=input_size)
+                               input_size=input_size, stem_channels=stem_channels, head_channels=head_channels)
         arch = self.coerce(arch)
+        _check_widths(stem_channels, head_channels)
+        plan = layer_plan(stem_channels)
         size = input_size
-        n = conv_macs(in_channels, STEM_CHANNELS, 3, size)
-        for op, (cin, cout, stride) in zip(arch, layer_plan()):
+        n = conv_macs(in_channels, stem_channels, 3, size)
+        for op, (cin, cout, stride) in zip(arch, plan):
             if op == 0:
                 if stride != 1 or cin != cout:
                     size = conv_out(size, 1, stride)
@@ -315,8 +332,14 @@ class MacroSpace(SearchSpace):
                 expansion, kernel = _BLOCKS[op]
                 n += mbconv_macs(cin, cout, kernel, expansion, stride, size)
                 size = conv_out(size, kernel, stride)
-        width = layer_plan()[-1][1]
-        return n + conv_macs(width, HEAD_CHANNELS, 1, size) + HEAD_CHANNELS * num_classes
+        width = plan[-1][1]
+        return n + conv_macs(width, head_channels, 1, size) + head_channels * num_classes
+
+
+def _check_widths(stem_channels: Any, head_channels: Any) -> None:
+    for name, v in (("stem_channels", stem_channels), ("head_channels", head_channels)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise NasforgeError(f"{name} must be a positive integer, got {v!r}")
 
 
 

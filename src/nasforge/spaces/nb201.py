@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, NotAnArchitecture, shorten
 from nasforge.spaces.base import DeviceTable, SearchSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -307,6 +307,13 @@ class NB201Space(SearchSpace):
             self.coerce(arch), C=C, N=N, num_classes=num_classes, in_channels=in_channels, input_size=input_size
         )
 
+    def supernet_layout(self) -> Any:
+        """The supernet protocol of the space (:mod:`nasforge.spaces.nb201_supernet`): 6 edges x
+        5 operations, every combination a cell."""
+        from nasforge.spaces.nb201_supernet import LAYOUT
+
+        return LAYOUT
+
     # --- cost models --------------------------------------------------------------------------
     def default_net(self) -> dict[str, Any]:
         """C=16, N=5, 10 classes, 32x32 RGB: the network of the published NB201 costs."""
@@ -383,9 +390,14 @@ def _coerce(arch: Any) -> NB201Arch:
         return arch
     if isinstance(arch, str):
         return parse_nb201(arch)
-    if isinstance(arch, (tuple, list)) and tuple(arch) in _BY_OPS:
-        return _BY_OPS[tuple(arch)]
-    raise NasforgeError(f"{arch!r} is not an NB201 architecture (6 op names from {', '.join(OPS)})")
+    if isinstance(arch, (tuple, list)):
+        try:
+            found = _BY_OPS.get(tuple(arch))
+        except TypeError:  # unhashable items: not op names
+            found = None
+        if found is not None:
+            return found
+    raise NotAnArchitecture(f"{shorten(arch)} is not an NB201 architecture (6 op names from {', '.join(OPS)})")
 
 
 def check_network_config(C: int, N: int, num_classes: int, in_channels: int, input_size: int) -> None:

@@ -40,10 +40,10 @@ MULTI_FIDELITY = ("sh", "hyperband", "asha", "pasha")
 
 def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
     """A strategy by registry name (``random``, ``re``, ``ls``) with its keyword settings."""
-    key = ALIASES.get(name, name)
+    key = ALIASES.get(name, name) if isinstance(name, str) else name
     try:
         cls = STRATEGIES[key]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name (an unhashable value)
         raise unknown("strategy", name, sorted(STRATEGIES)) from None
     try:
         return cls(space, **kwargs)

@@ -158,9 +158,14 @@ class Strategy(Configurable, ABC):
             if self.is_new(arch):
                 return arch
         try:
-            candidates = [a for a in self.space if self.is_new(a)]
-        except TypeError:
-            candidates = []
+            every = iter(self.space)
+        except TypeError:  # not enumerable: too large to be used up, so nothing new was found
+            raise NasforgeError(
+                f"no new {'feasible ' if self.feasible is not None else ''}architecture of space "
+                f"{self.space.name!r} in {2 * tries} proposals"
+                + (": the constraints may be too tight for it" if self.feasible is not None else "")
+            ) from None
+        candidates = [a for a in every if self.is_new(a)]
         if not candidates:
             raise NasforgeError(
                 f"search space {self.space.name!r} is exhausted: every "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, shorten
 
 #: version of the database layout written by this nasforge; older files are migrated on open
 SCHEMA_VERSION = 2
@@ -528,16 +528,21 @@ class RDBStorage(Storage):
     finished. SQLite commits survive a crash of the process (not a power cut of the OS).
     """
 
-    def __init__(self, url: str, busy_timeout: float = 60.0) -> None:
+    def __init__(self, url: str, busy_timeout: float = 60.0, create: bool = True) -> None:
         import sqlalchemy as sa
 
         self.url = url
         self._sa = sa
+        #: whether opening may create the database (file and tables); without, a missing SQLite
+        #: file or a database without nasforge tables is an error and nothing is written
+        self.create = create
         try:
             self.engine = sa.create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
         except Exception as exc:  # noqa: BLE001 - bad URL or missing driver
-            raise NasforgeError(f"cannot open storage {url!r}: {_driver_hint(exc)}") from None
+            raise NasforgeError(f"cannot open storage {shorten(url)}: {_driver_hint(exc)}") from None
         self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite" and not create:
+            self._check_sqlite_file()
         if self.dialect == "sqlite":
             ms = int(busy_timeout * 1000)
 
@@ -546,10 +551,6 @@ class RDBStorage(Storage):
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see "begin" below)
                 cur = dbapi_conn.cursor()
                 cur.execute(f"PRAGMA busy_timeout={ms}")
-                try:
-                    cur.execute("PRAGMA journal_mode=WAL")
-                except Exception:  # noqa: BLE001 - a read-only file keeps its journal mode
-                    pass
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
 
@@ -627,24 +628,56 @@ class RDBStorage(Storage):
             "running": sa.select(t).where(mine & (t.c.state == "running")).order_by(t.c.number),
         }
 
+    def _check_sqlite_file(self) -> None:
+        """Without ``create``: the SQLite file must exist (connecting would create it)."""
+        db = self.engine.url.database
+        if not db or db == ":memory:" or db.startswith("file:"):
+            return
+        if not os.path.isfile(db):
+            self.engine.dispose()
+            what = "is a folder" if os.path.isdir(db) else "does not exist"
+            raise NasforgeError(f"no database at {shorten(self.url)}: the file {shorten(db)} {what} "
+                                "(nasforge search creates one; check --storage)")
+
     # --- schema ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
-        """Create, check or migrate the schema, in one transaction that excludes other processes
-        doing the same (several workers may open a new database at once)."""
+        """Check the schema (reading only, so a read-only database opens), and create or migrate
+        it where needed in one transaction that excludes other processes doing the same (several
+        workers may open a new database at once)."""
+        with self.engine.connect() as c:
+            with c.begin():
+                if self._prepare_in(c, write=False):
+                    return
+        if not self.create:
+            raise NasforgeError(f"storage {shorten(self.url)} holds no nasforge studies (no nasforge tables)")
         with self.engine.connect() as c:
             if self.dialect == "sqlite":
                 c.info["immediate"] = True
             with c.begin():
                 if self.dialect == "postgresql":
                     c.exec_driver_sql("SELECT pg_advisory_xact_lock(20260311)")
-                self._prepare_in(c)
+                self._prepare_in(c, write=True)
+        if self.dialect == "sqlite":
+            # write-ahead log (readers and one writer at once), set once when the schema is written:
+            # it stays with the file, so opening a database to read it, or a command refused
+            # before it writes, changes nothing in it
+            raw = self.engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+            except Exception:  # noqa: BLE001 - an in-memory database has no WAL; it works without
+                pass
+            finally:
+                raw.close()
 
-    def _prepare_in(self, c: Any) -> None:
+    def _prepare_in(self, c: Any, write: bool) -> bool:
+        """Check the schema; True when it is current. With ``write``, create or migrate it."""
         sa = self._sa
         names = set(sa.inspect(c).get_table_names())
+        if not write and ("nasforge_meta" not in names or "nasforge_trials" not in names):
+            return False
         if "nasforge_trials" in names and "nasforge_meta" not in names:
             self._migrate_v1(c)
-            return
+            return True
         if "nasforge_meta" in names:
             row = c.execute(sa.select(self.t_meta.c.value).where(self.t_meta.c.key == "schema_version")).first()
             version = int(row.value) if row is not None else 0
@@ -655,11 +688,12 @@ class RDBStorage(Storage):
             if version != SCHEMA_VERSION:
                 raise NasforgeError(f"storage {self.url!r} has unknown schema version {version}; "
                                     f"this nasforge reads version {SCHEMA_VERSION} (and migrates version 1)")
-            return
+            return True
         if names & {"nasforge_studies"}:
             raise NasforgeError(f"storage {self.url!r} holds nasforge tables of an unknown layout")
         self._md.create_all(c)
         c.execute(self.t_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        return True
 
     def _migrate_v1(self, c: Any) -> None:
         """Version 1 (one process per study, no event log): add the new columns, write the log
@@ -749,15 +783,23 @@ class RDBStorage(Storage):
             tell_seq=trial.tell_seq, retry_of=trial.retry_of, worker=trial.worker, heartbeat=trial.heartbeat,
         )
 
-    @staticmethod
-    def _trial(r: Any) -> Trial:
-        return Trial(
-            number=r.number, arch=r.arch, fidelity=r.fidelity, state=TrialState(r.state),
-            value=r.value, metrics={k: _nan(v) for k, v in json.loads(r.metrics or "{}").items()},
-            cost=r.cost or 0.0, started=r.started or 0.0, duration=r.duration or 0.0,
-            error=r.error, info=json.loads(r.info) if r.info else {}, ask_seq=r.ask_seq, tell_seq=r.tell_seq,
-            retry_of=r.retry_of, worker=r.worker, heartbeat=r.heartbeat or 0.0,
-        )
+    def _trial(self, r: Any) -> Trial:
+        try:
+            metrics = json.loads(r.metrics or "{}")
+            info = json.loads(r.info) if r.info else {}
+            if not isinstance(metrics, dict) or not isinstance(info, dict):
+                raise ValueError("metrics or info is not a JSON object")
+            return Trial(
+                number=int(r.number), arch=str(r.arch), fidelity=None if r.fidelity is None else float(r.fidelity),
+                state=TrialState(r.state), value=None if r.value is None else float(r.value),
+                metrics={str(k): _nan(v) for k, v in metrics.items()},
+                cost=float(r.cost or 0.0), started=float(r.started or 0.0), duration=float(r.duration or 0.0),
+                error=r.error, info=info, ask_seq=r.ask_seq, tell_seq=r.tell_seq,
+                retry_of=r.retry_of, worker=r.worker, heartbeat=float(r.heartbeat or 0.0),
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise NasforgeError(f"storage {shorten(self.url)}: trial {shorten(getattr(r, 'number', '?'))} is damaged "
+                                f"({type(exc).__name__}: {exc}); the database may be corrupt") from None
 
     # --- studies --------------------------------------------------------------------------------
     def get_or_create_study(self, name: str, config: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
@@ -780,7 +822,16 @@ class RDBStorage(Storage):
         sa, t = self._sa, self.t_studies
         row = self._run(lambda c: c.execute(sa.select(t.c.id, t.c.config).where(t.c.name == name)).first(),
                         write=False)
-        return None if row is None else (int(row.id), json.loads(row.config))
+        if row is None:
+            return None
+        try:
+            config = json.loads(row.config)
+            if not isinstance(config, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, TypeError) as exc:
+            raise NasforgeError(f"storage {shorten(self.url)}: the settings of study {shorten(name)} are damaged "
+                                f"({exc}); the database may be corrupt") from None
+        return int(row.id), config
 
     def update_config(self, study_id: int, config: dict[str, Any]) -> None:
         t = self.t_studies
@@ -865,18 +916,19 @@ def _driver_hint(exc: BaseException) -> str:
     return msg
 
 
-def get_storage(storage: str | Storage | None) -> Storage:
+def get_storage(storage: str | Storage | None, create: bool = True) -> Storage:
     """A storage from a URL (``sqlite:///path.db``, ``postgresql+psycopg://...``), ``None``/``":memory:"``
-    for in-memory, or an existing Storage object."""
+    for in-memory, or an existing Storage object. Without ``create`` (to read studies) a URL must
+    name an existing nasforge database: nothing is created or written on opening."""
     if storage is None or storage == ":memory:":
         return InMemoryStorage()
     if isinstance(storage, Storage):
         return storage
     if isinstance(storage, str):
-        if "://" not in storage:
+        if "://" not in storage or "\x00" in storage:
             raise NasforgeError(
-                f"storage {storage!r} is not a database URL; use e.g. sqlite:///study.db, "
+                f"storage {shorten(storage)} is not a database URL; use e.g. sqlite:///study.db, "
                 "postgresql+psycopg://user@host/db, or :memory:"
             )
-        return RDBStorage(storage)
+        return RDBStorage(storage, create=create)
     raise NasforgeError(f"storage must be a URL string or a Storage, got {type(storage).__name__}")

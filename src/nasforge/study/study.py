@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, check_float, check_int, shorten
 from nasforge.estimation.base import Estimator, Measurement
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy, Suggestion
@@ -54,9 +54,7 @@ class Study:
         config: dict[str, Any] | None = None,
         constraints: Any = None,
     ) -> None:
-        if not name or not isinstance(name, str):
-            raise NasforgeError(f"a study needs a non-empty name, got {name!r}")
-        self.name = name
+        self.name = check_study_name(name)
         self.space = space
         #: every objective and its direction; ``metric``/``maximize`` are the first (primary) one
         self.metrics, self.directions = _objectives(metric, maximize)
@@ -253,7 +251,10 @@ class Study:
         assert strategy is not None
         for seq, kind, t in tx.events(self._seq):
             if kind == "ask":
-                sug = strategy.ask()
+                # a strategy may replay an ask from what it recorded in the trial (BO: its fitted
+                # model), rather than recompute it; it returns the same suggestion either way
+                replay = getattr(strategy, "replay_ask", None)
+                sug = replay(t.arch, t.info) if replay is not None else strategy.ask()
                 if fmt(sug.arch) != t.arch:
                     raise NasforgeError(
                         f"cannot resume study {self.name!r}: at trial {t.number} the strategy asks for "
@@ -376,8 +377,16 @@ class Study:
         """
         if n_trials is None and max_cost is None and timeout is None:
             raise NasforgeError("optimize needs a budget: n_trials, max_cost or timeout")
-        if n_trials is not None and n_trials < 0:
-            raise NasforgeError(f"n_trials must be >= 0, got {n_trials}")
+        if n_trials is not None:
+            n_trials = check_int(n_trials, "n_trials (trial budget)", 0)
+        if max_cost is not None:
+            max_cost = check_float(max_cost, "max_cost (cost budget)", 0, low_open=True)
+        if timeout is not None:
+            timeout = check_float(timeout, "timeout (seconds)", 0, low_open=True)
+        try:
+            n_workers = check_int(n_workers, "n_workers", 1)
+        except NasforgeError:
+            raise NasforgeError(f"n_workers must be a whole number >= 1, got {n_workers!r}") from None
         if estimator is None:
             raise NasforgeError("optimize needs an estimator (what measures an architecture)")
         ex = make_executor(executor, n_workers, ray_address)  # validates before anything runs
@@ -475,25 +484,43 @@ class Study:
 
     @staticmethod
     def _complete(trial: Trial, m: Measurement, metric: str, seconds: float, extra: Sequence[str] = ()) -> None:
-        trial.metrics = m.metrics
         trial.cost = m.cost
         trial.duration = seconds
         if m.fidelity is not None:
             trial.fidelity = m.fidelity
         if m.info:
             trial.info.update(m.info)
-        value = m.metrics.get(metric)
+        # metrics are stored as numbers: NaN stays NaN (a missing value); an infinite value, which a
+        # database cannot hold, fails the trial when it is an objective and becomes NaN otherwise,
+        # so that the trial reads the same in memory and after a reload
+        metrics, bad = _finite_metrics(m.metrics)
+        trial.metrics = metrics
+        if bad:
+            trial.info["non_finite"] = sorted(bad)
+        value = metrics.get(metric)
+        objectives = [metric, *extra]
+        cost = _number(m.cost)
         if value is None:
             trial.state = TrialState.FAILED
-            trial.error = f"measurement has no metric {metric!r}; it has: {', '.join(m.metrics)}"
-        elif isinstance(value, float) and math.isnan(value):
-            trial.state, trial.value, trial.error = TrialState.FAILED, value, f"{metric} is NaN"
+            trial.error = f"measurement has no metric {metric!r}; it has: {', '.join(metrics)}"
+        elif math.isnan(value):
+            trial.state, trial.value = TrialState.FAILED, None
+            trial.error = f"{metric} is {bad.get(metric, 'NaN')}"
+        elif cost is None or not math.isfinite(cost) or cost < 0:
+            trial.state, trial.value, trial.cost = TrialState.FAILED, None, 0.0
+            trial.error = f"the measurement's cost is {shorten(m.cost)}; expected a finite number >= 0"
         else:
-            trial.state, trial.value = TrialState.COMPLETE, float(value)
-            missing = [k for k in extra if k not in m.metrics]
+            trial.state, trial.value, trial.cost = TrialState.COMPLETE, value, cost
+            missing = [k for k in extra if k not in metrics]
+            nonfinite = [k for k in objectives[1:] if k in metrics and math.isnan(metrics[k])]
             if missing:  # every objective of a multi-objective study must be measured
-                trial.state = TrialState.FAILED
-                trial.error = f"measurement has no metric {missing[0]!r}; it has: {', '.join(m.metrics)}"
+                trial.state, trial.value = TrialState.FAILED, None
+                trial.error = f"measurement has no metric {missing[0]!r}; it has: {', '.join(metrics)}"
+            elif nonfinite:
+                trial.state, trial.value = TrialState.FAILED, None
+                trial.error = f"{nonfinite[0]} is {bad.get(nonfinite[0], 'NaN')}"
+        if trial.state is TrialState.FAILED and not math.isfinite(_number(trial.cost) or 0.0):
+            trial.cost = 0.0
 
     @staticmethod
     def _fail(trial: Trial, exc: BaseException, seconds: float) -> None:
@@ -556,13 +583,55 @@ def _measurement(result: Any, metric: str) -> Measurement:
     """A Measurement from what a user reports: a Measurement, a dict of metrics or a number."""
     if isinstance(result, Measurement):
         return result
-    if isinstance(result, dict):
-        return Measurement({str(k): float(v) for k, v in result.items()})
     try:
+        if isinstance(result, dict):
+            return Measurement({str(k): float(v) for k, v in result.items()})
+        if isinstance(result, (str, bytes, bool)):
+            raise TypeError
         return Measurement({metric: float(result)})
-    except (TypeError, ValueError):
-        raise NasforgeError(f"cannot read a result from {result!r}: give a Measurement, a dict of metrics "
-                            "or a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise NasforgeError(f"cannot read a result from {shorten(result)}: give a Measurement, a dict of metric "
+                            "numbers or a number") from None
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _finite_metrics(metrics: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """(metrics as floats with infinite and unreadable values made NaN, {name: what it was})."""
+    out: dict[str, float] = {}
+    bad: dict[str, str] = {}
+    items = metrics.items() if isinstance(metrics, dict) else ()
+    for k, v in items:
+        f = _number(v)
+        if f is None or math.isinf(f):
+            bad[str(k)] = "inf" if f == math.inf else "-inf" if f == -math.inf else f"not a number ({shorten(v)})"
+            f = math.nan
+        out[str(k)] = f
+    return out, bad
+
+
+#: the longest study name (what every storage holds: PostgreSQL's column is VARCHAR(255))
+MAX_STUDY_NAME = 255
+
+
+def check_study_name(name: Any) -> str:
+    """``name`` if it can name a study in every storage: a non-empty string of at most 255
+    characters without NUL or other control characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise NasforgeError(f"bad study name {shorten(name)}: expected a non-empty string")
+    if len(name) > MAX_STUDY_NAME:
+        raise NasforgeError(f"bad study name {shorten(name)}: {len(name):,} characters; at most {MAX_STUDY_NAME}")
+    ctrl = next((c for c in name if ord(c) < 32 or ord(c) == 127), None)
+    if ctrl is not None:
+        raise NasforgeError(f"bad study name {shorten(name)}: it contains the control character {ctrl!r}")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise NasforgeError(f"bad study name {shorten(name)}: it is not valid Unicode text")
+    return name
 
 
 class _Heartbeat:
@@ -615,6 +684,7 @@ def create_study(
 
     If the name is taken, this is an error unless ``load_if_exists`` (then the stored study is
     loaded, after checking that space, metric and direction agree)."""
+    name = check_study_name(name)
     store = get_storage(storage)
     if not load_if_exists and store.study_id(name) is not None:
         raise NasforgeError(f"study {name!r} already exists in {store.describe()}; use load_study({name!r}, ...) "
@@ -626,6 +696,7 @@ def load_study(name: str, storage: str | Storage, space: SearchSpace | None = No
     """The stored study ``name``: its space is rebuilt from the stored description (or given),
     its objectives and settings read back (``study.config``; the command line's settings are
     under ``config["search"]``)."""
+    name = check_study_name(name)
     store = get_storage(storage)
     found = store.study_id(name)
     if found is None:

@@ -13,7 +13,7 @@ import numpy as np
 from nasforge.errors import NasforgeError
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy, Suggestion
-from nasforge.strategies.bo.encodings import ENCODINGS, encoder
+from nasforge.strategies.bo.encodings import ENCODINGS, default_encoding, encoder
 from nasforge.strategies.bo.gp import blas_single_thread
 
 ACQUISITIONS = ("its", "ucb", "mean")
@@ -26,9 +26,11 @@ class Bananas(Strategy):
     ``n_parents`` best architectures, and the ``k`` best are evaluated before the ensemble is
     retrained (the paper's k = 10).
 
-    After ``n_init`` random architectures. ``encoding``: ``path`` (default), ``trunc_path``
-    (paths of at most ``truncate`` operations) or ``adjacency``, all computed from the space's
-    graph view (:mod:`nasforge.strategies.bo.encodings`). Targets are standardised. Deterministic
+    After ``n_init`` random architectures. ``encoding``: ``path``, ``trunc_path`` (paths of at
+    most ``truncate`` operations) or ``adjacency``, computed from the space's graph view, or
+    ``onehot``, the space's own encoding (any space; :mod:`nasforge.strategies.bo.encodings`);
+    ``auto`` (default) is ``path`` where the graph view has branching cells and ``onehot``
+    elsewhere, and :meth:`config` stores the encoding it chose. Targets are standardised. Deterministic
     given the seed and the tells: each member's initial weights come from the strategy's
     generator.
     """
@@ -46,7 +48,7 @@ class Bananas(Strategy):
         hidden: tuple[int, ...] | list[int] = (32, 32, 32),
         epochs: int = 200,
         lr: float = 0.01,
-        encoding: str = "path",
+        encoding: str = "auto",
         truncate: int = 2,
         acquisition: str = "its",
         **kwargs: Any,
@@ -59,8 +61,10 @@ class Bananas(Strategy):
         hidden = tuple(int(h) for h in hidden)
         if not hidden or min(hidden) < 1:
             raise NasforgeError(f"bananas hidden must list positive layer widths, got {hidden!r}")
-        if encoding not in ENCODINGS:
-            raise NasforgeError(f"unknown encoding {encoding!r}; allowed: {', '.join(ENCODINGS)}")
+        if encoding != "auto" and encoding not in ENCODINGS:
+            raise NasforgeError(f"unknown encoding {encoding!r}; allowed: auto, {', '.join(ENCODINGS)}")
+        if encoding == "auto":
+            encoding = default_encoding(space)
         if acquisition not in ACQUISITIONS:
             raise NasforgeError(f"unknown bananas acquisition {acquisition!r}; allowed: {', '.join(ACQUISITIONS)}")
         if not lr > 0:
@@ -76,7 +80,7 @@ class Bananas(Strategy):
         self._n_fits = 0
         self._settle_params(**{k: getattr(self, k) for k in (
             "n_init", "k", "n_candidates", "n_parents", "ensemble", "epochs", "lr", "truncate")},
-            hidden=list(self.hidden))
+            hidden=list(self.hidden), encoding=encoding)
 
     def ask(self) -> Suggestion:
         self._n_asked += 1
@@ -129,7 +133,10 @@ class Bananas(Strategy):
         from sklearn.neural_network import MLPRegressor
 
         archs = list(train) + list(cands)
-        X = self.encoder.matrix(archs) if self.encoding == "adjacency" else self.encoder.matrix(archs, compact=True)
+        paths = self.encoding in ("path", "trunc_path")
+        X = self.encoder.matrix(archs, compact=True) if paths else self.encoder.matrix(archs)
+        if X.shape[1] == 0:  # no architecture here has a (short enough) path: nothing to learn from
+            X = np.zeros((len(archs), 1))
         Xtr, Xc = X[: len(train)], X[len(train):]
         sd = float(y.std())
         yt = (y - y.mean()) / (sd if sd > 0 else 1.0)

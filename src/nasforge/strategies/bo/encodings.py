@@ -1,9 +1,12 @@
-"""Architecture encodings computed from a space's generic graph view.
+"""Architecture encodings computed from a space's generic graph view, or the space's own encoding.
 
-Everything here reads architectures only through ``space.graph(arch) -> (adjacency, labels)``
+The graph encodings read architectures only through ``space.graph(arch) -> (adjacency, labels)``
 (operations on nodes, node 0 the input, the last node the output), so the GP kernels and
 BANANAS share one description of an architecture and work on any space that provides that view
-(NB201, NAS-Bench-Graph, ...).
+(NB201, DARTS, NAS-Bench-101, NAS-Bench-Graph, ...). The ``onehot`` encoding reads
+``space.encode(arch, "onehot")`` instead and needs no graph view: it is the generic fallback for
+spaces whose graph view is a chain of layers (NAS-Bench-Macro, MobileNetV3-like, a
+:class:`~nasforge.spaces.ChoiceSpace`) or that have none (:func:`graph_view` tells which).
 
 Nodes labelled with a zero operation (``none``/``zero``) output nothing: :func:`arch_graph`
 removes their edges and keeps only the nodes that lie on some input-to-output path (the
@@ -25,7 +28,9 @@ from nasforge.spaces.base import SearchSpace
 
 #: operation labels that output zero: their node carries no information flow
 ZERO_OPS: frozenset[str] = frozenset({"none", "zero"})
-ENCODINGS: tuple[str, ...] = ("adjacency", "path", "trunc_path")
+ENCODINGS: tuple[str, ...] = ("adjacency", "path", "trunc_path", "onehot")
+#: the widest dense path encoding :meth:`PathEncoder.encode` writes out (the sparse form has no limit)
+MAX_DENSE_PATH_COLUMNS = 10**7
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,47 @@ def op_vocabulary(space: SearchSpace, zero_ops: Iterable[str] = ZERO_OPS) -> tup
     return tuple(ops)
 
 
+def graph_view(space: SearchSpace, n_probe: int = 16) -> str:
+    """What the space's graph view looks like: ``"dag"`` (cells with branching: some node of
+    some architecture has several inputs or outputs), ``"chain"`` (every architecture is one
+    input-to-output path, e.g. a sequence of layers), or ``"none"`` (``space.graph`` is not
+    implemented, or the space lists no ``ops``).
+
+    Decided on ``n_probe`` architectures drawn with a private generator (seed 0): the caller's
+    random stream is untouched, so the answer is the same every time.
+    """
+    if not getattr(space, "ops", None):
+        return "none"
+    rng = np.random.default_rng(0)
+    for _ in range(n_probe):
+        try:
+            adj, labels = space.graph(space.sample(rng))
+        except NotImplementedError:
+            return "none"
+        a = np.asarray(adj) != 0
+        if a.ndim == 2 and a.shape[0] == a.shape[1] and (a.sum(axis=0).max(initial=0) > 1
+                                                         or a.sum(axis=1).max(initial=0) > 1):
+            return "dag"
+    return "chain"
+
+
+def require_graph_view(space: SearchSpace, what: str, paths: bool = False) -> None:
+    """Raise a one-line ``NasforgeError`` when ``what`` (a kernel or an encoding that reads the
+    graph view) cannot work on ``space``: the space has no graph view, or ``paths`` is asked
+    (input-to-output path counts) and the view is a chain (one path per architecture: the
+    encoding would tell architectures apart without relating any two of them)."""
+    kind = graph_view(space)
+    if kind == "none":
+        why = ("it lists no 'ops' (the operation labels of its graph view)" if not getattr(space, "ops", None)
+               else "its graph() is not implemented")
+        raise NasforgeError(f"{what} reads the graph view of the space, and space {space.name!r} has none ({why}); "
+                            "use the 'onehot' kernel/encoding, which reads space.encode()")
+    if paths and kind == "chain":
+        raise NasforgeError(f"{what} counts input-to-output paths of a cell, but the graph view of space "
+                            f"{space.name!r} is a chain of layers (one path per architecture); use 'onehot' "
+                            "(the space's own encoding), 'adjacency' or a graph kernel (hamming, wl, tw, tw2, hot)")
+
+
 def layers(g: ArchGraph) -> np.ndarray:
     """Shortest-path depth of every node from the input in the pruned graph (-1: inactive)."""
     depth = [-1] * g.n
@@ -221,8 +267,14 @@ class PathEncoder:
         return out
 
     def encode(self, arch: Any) -> np.ndarray:
-        """The dense encoding of one architecture."""
-        vec = np.zeros(self.dim(arch))
+        """The dense encoding of one architecture (refused when it would be wider than
+        :data:`MAX_DENSE_PATH_COLUMNS`: use :meth:`sparse` or ``matrix(..., compact=True)``)."""
+        dim = self.dim(arch)
+        if dim > MAX_DENSE_PATH_COLUMNS:
+            raise NasforgeError(f"the dense path encoding of space {self.space.name!r} has {dim:.3g} columns (more than "
+                                f"{MAX_DENSE_PATH_COLUMNS:.0e}); use its sparse form, matrix(archs, compact=True), or "
+                                "the truncated path encoding")
+        vec = np.zeros(dim)
         for c, x in self.sparse(arch).items():
             vec[c] = x
         return vec
@@ -241,11 +293,41 @@ class PathEncoder:
                     out[i, pos[c]] = x
             return out
         width = max((self.dim(a) for a in archs), default=0)
+        if width > MAX_DENSE_PATH_COLUMNS:
+            raise NasforgeError(f"the dense path encoding of space {self.space.name!r} has {width:.3g} columns; "
+                                "use matrix(archs, compact=True)")
         out = np.zeros((len(rows), width))
         for i, r in enumerate(rows):
             for c, x in r.items():
                 out[i, c] = x
         return out
+
+
+class SpaceEncoder:
+    """The space's own fixed-length encoding (``space.encode(arch, kind)``, one-hot by default):
+    no graph view needed, so it works on every space."""
+
+    def __init__(self, space: SearchSpace, kind: str = "onehot") -> None:
+        allowed = tuple(getattr(space, "encodings", ()) or ())
+        if allowed and kind not in allowed:
+            raise NasforgeError(f"space {space.name!r} has no {kind!r} encoding; allowed: {', '.join(allowed)}")
+        self.space = space
+        self.kind = kind
+        self._cache: dict[Hashable, np.ndarray] = {}
+
+    def encode(self, arch: Any) -> np.ndarray:
+        v = self._cache.get(arch)
+        if v is None:
+            v = self._cache[arch] = np.asarray(self.space.encode(arch, self.kind), dtype=float).ravel()
+        return v
+
+    def matrix(self, archs: Sequence[Any]) -> np.ndarray:
+        rows = [self.encode(a) for a in archs]
+        widths = {len(r) for r in rows}
+        if len(widths) > 1:
+            raise NasforgeError(f"space {self.space.name!r}: encode(arch, {self.kind!r}) must have one length for every "
+                                f"architecture; got lengths {sorted(widths)}")
+        return np.stack(rows) if rows else np.zeros((0, 0))
 
 
 class AdjacencyEncoder:
@@ -282,16 +364,27 @@ class AdjacencyEncoder:
 
 def encoder(space: SearchSpace, kind: str, truncate: int = 2, graphs: GraphCache | None = None) -> Any:
     """An encoder by name: ``adjacency``, ``path`` or ``trunc_path`` (paths of at most ``truncate``
-    operations). Encoders have ``encode(arch)`` and ``matrix(archs)``."""
+    operations) from the graph view, or ``onehot`` (the space's own encoding). Encoders have
+    ``encode(arch)`` and ``matrix(archs)``. A graph encoding on a space without a graph view, or a
+    path encoding on a space whose graph view is a chain, is a one-line error naming ``onehot``."""
+    if kind == "onehot":
+        return SpaceEncoder(space)
+    if kind not in ENCODINGS:
+        raise NasforgeError(f"unknown encoding {kind!r}; allowed: {', '.join(ENCODINGS)}")
+    require_graph_view(space, f"encoding {kind!r}", paths=kind != "adjacency")
     if kind == "adjacency":
         return AdjacencyEncoder(space, graphs=graphs)
     if kind == "path":
         return PathEncoder(space, graphs=graphs)
-    if kind == "trunc_path":
-        return PathEncoder(space, max_length=truncate, graphs=graphs)
-    raise NasforgeError(f"unknown encoding {kind!r}; allowed: {', '.join(ENCODINGS)}")
+    return PathEncoder(space, max_length=truncate, graphs=graphs)
+
+
+def default_encoding(space: SearchSpace) -> str:
+    """The encoding a model-based strategy uses when none is chosen: ``path`` (BANANAS's) on a
+    space whose graph view has branching cells, ``onehot`` (the space's own) otherwise."""
+    return "path" if graph_view(space) == "dag" else "onehot"
 
 
 def encode(space: SearchSpace, arch: Any, kind: str = "path", truncate: int = 2) -> np.ndarray:
-    """One architecture's ``adjacency``, ``path`` or ``trunc_path`` encoding."""
+    """One architecture's ``adjacency``, ``path``, ``trunc_path`` or ``onehot`` encoding."""
     return encoder(space, kind, truncate).encode(arch)

@@ -1,4 +1,9 @@
-"""Architecture kernels for Gaussian-process BO, defined through the space's graph view.
+"""Architecture kernels for Gaussian-process BO, defined through the space's graph view
+(``hamming``, ``path``, ``wl``, ``tw``, ``tw2``, ``hot``) or its own encoding (``onehot``, the
+generic kernel: every space has ``encode``). ``auto`` (the strategies' default) is ``tw2`` on a
+space whose graph view has branching cells and ``onehot`` otherwise (see :func:`default_kernel`).
+A graph kernel on a space without a graph view, or the path kernel on a space whose graph view
+is a chain of layers, is a one-line error naming ``onehot``.
 
 A kernel splits into a hyperparameter-free part and a cheap combination:
 
@@ -10,7 +15,7 @@ A kernel splits into a hyperparameter-free part and a cheap combination:
   hyperparameters ``theta`` (log lengthscales, or WL level weights); the GP multiplies it by its
   variance sigma^2. Distance kernels are ``exp(-sum_i d_i / l_i)``.
 
-Positive semi-definiteness. Hamming, path and tree-Wasserstein distances are L1 distances
+Positive semi-definiteness. One-hot, Hamming, path and tree-Wasserstein distances are L1 distances
 between embeddings (a tree-Wasserstein distance is the weighted L1 distance between subtree
 masses), hence negative definite, so ``exp(-sum_i d_i / l_i)`` is PSD for every lengthscale
 (Schoenberg); a sum of normalised WL dot products is PSD too. The hierarchical OT distance is a
@@ -38,11 +43,16 @@ from nasforge.strategies.bo.encodings import (
     ArchGraph,
     GraphCache,
     PathEncoder,
+    SpaceEncoder,
+    graph_view,
     layers,
     op_vocabulary,
+    require_graph_view,
 )
 
-KERNELS: tuple[str, ...] = ("hamming", "path", "wl", "tw", "tw2", "hot")
+KERNELS: tuple[str, ...] = ("hamming", "path", "wl", "tw", "tw2", "hot", "onehot")
+#: what ``kernel="auto"`` may resolve to
+AUTO = "auto"
 
 
 def default_op_groups(ops: Iterable[str]) -> dict[str, str]:
@@ -69,12 +79,18 @@ class ArchKernel(ABC):
     psd: bool = True
     #: pairwise components cost little (vectorised); expensive kernels avoid candidate x candidate blocks
     cheap: bool = True
+    #: reads the space's graph view (checked at construction: a clear error where there is none)
+    needs_graph: bool = True
+    #: counts input-to-output paths (meaningless on a chain of layers: refused there)
+    needs_paths: bool = False
 
     def __init__(self, space: SearchSpace, zero_ops: Iterable[str] = ZERO_OPS,
                  graphs: GraphCache | None = None) -> None:
         self.space = space
         self.zero_ops = frozenset(zero_ops)
         self.graphs = graphs if graphs is not None else GraphCache(space, self.zero_ops)
+        if self.needs_graph:
+            require_graph_view(space, f"kernel {self.name!r}", paths=self.needs_paths)
 
     @property
     def k(self) -> int:
@@ -134,7 +150,36 @@ class ArchKernel(ABC):
         return f"{type(self).__name__}(space={self.space.name!r})"
 
 
-# --- Hamming / one-hot ----------------------------------------------------------------------------
+# --- the space's own encoding -----------------------------------------------------------------------
+class OneHotKernel(ArchKernel):
+    """Laplace kernel on the space's own encoding: ``exp(-||e_x - e_y||_1 / l)`` with ``e`` =
+    ``space.encode(arch, encoding)`` (one-hot by default; for independent categorical choices
+    the L1 distance is twice the number of choices that differ). Needs no graph view, so it works
+    on every space: the generic kernel. PSD (L1 distance)."""
+
+    name = "onehot"
+    components = ("onehot",)
+    needs_graph = False
+
+    def __init__(self, space: SearchSpace, encoding: str = "onehot", **kwargs: Any) -> None:
+        super().__init__(space, **kwargs)
+        self._enc = SpaceEncoder(space, encoding)
+        self.encoding = encoding
+
+    def features(self, arch: Any) -> np.ndarray:
+        return self._enc.encode(arch)
+
+    def pairwise(self, fa: Sequence[Any], fb: Sequence[Any]) -> np.ndarray:
+        if not len(fa) or not len(fb):
+            return np.zeros((1, len(fa), len(fb)))
+        widths = {len(f) for f in (*fa, *fb)}
+        if len(widths) > 1:
+            raise NasforgeError(f"space {self.space.name!r}: encode(arch, {self.encoding!r}) must have one length for "
+                                f"every architecture; got lengths {sorted(widths)}")
+        return cdist(np.stack(fa), np.stack(fb), "cityblock")[None]
+
+
+# --- Hamming / adjacency ---------------------------------------------------------------------------
 class HammingKernel(ArchKernel):
     """Hamming kernel on the adjacency (one-hot) encoding: ``exp(-d_ops/l_1 - d_adj/l_2)``, with
     ``d_ops`` the number of inner nodes whose operation differs and ``d_adj`` the number of
@@ -180,6 +225,7 @@ class PathKernel(ArchKernel):
 
     name = "path"
     components = ("paths",)
+    needs_paths = True
 
     def __init__(self, space: SearchSpace, max_length: int | None = None, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
@@ -300,23 +346,44 @@ class _Tree:
         self.weight.append(weight)
         return len(self.parent) - 1
 
+    #: trees with at most this many leaves embed by one dense (nodes x leaves) product, as always
+    #: (NB201, DARTS, NAS-Bench-101, NAS-Bench-Graph); bigger ones (e.g. 60 labels: 3,660 2-gram
+    #: leaves) walk up from the few leaves with mass and keep no dense matrix
+    DENSE_LEAVES = 512
+
     def finish(self, leaves: Sequence[Hashable]) -> None:
         self.leaves = list(leaves)
-        n = len(self.parent)
-        S = np.zeros((n - 1, len(self.leaves)))  # node (minus root) x leaf: leaf below node?
-        for j, leaf in enumerate(self.leaves):
+        self.col = {leaf: j for j, leaf in enumerate(self.leaves)}
+        self.dim = len(self.parent) - 1  # one coordinate per edge (node minus the root)
+        weight = np.asarray(self.weight)
+        # per leaf: the rows (node - 1) of the edges above it, and their weights
+        self._up: list[tuple[np.ndarray, np.ndarray]] = []
+        for leaf in self.leaves:
+            path = []
             v = self.leaf_node[leaf]
             while v > 0:
-                S[v - 1, j] = 1.0
+                path.append(v)
                 v = self.parent[v]
-        self.A = np.asarray(self.weight[1:])[:, None] * S
-        self.col = {leaf: j for j, leaf in enumerate(self.leaves)}
+            nodes = np.asarray(path[::-1], dtype=np.int64)
+            self._up.append((nodes - 1, weight[nodes]))
+        self.A: np.ndarray | None = None
+        if len(self.leaves) <= self.DENSE_LEAVES:
+            S = np.zeros((self.dim, len(self.leaves)))  # node (minus root) x leaf: leaf below node?
+            for j, (rows, _w) in enumerate(self._up):
+                S[rows, j] = 1.0
+            self.A = weight[1:, None] * S
 
     def embed(self, hist: dict[Hashable, float]) -> np.ndarray:
-        h = np.zeros(len(self.leaves))
+        if self.A is not None:
+            h = np.zeros(len(self.leaves))
+            for leaf, m in hist.items():
+                h[self.col[leaf]] += m
+            return self.A @ h
+        out = np.zeros(self.dim)
         for leaf, m in hist.items():
-            h[self.col[leaf]] += m
-        return self.A @ h
+            rows, w = self._up[self.col[leaf]]
+            out[rows] += w * m
+        return out
 
 
 class TreeWassersteinKernel(ArchKernel):
@@ -341,15 +408,15 @@ class TreeWassersteinKernel(ArchKernel):
 
     def __init__(self, space: SearchSpace, ngram: int = 1, alpha: float = 0.1,
                  op_groups: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(space, **kwargs)
         if ngram not in (1, 2):
             raise NasforgeError(f"tree-Wasserstein kernel supports ngram=1 or 2, got {ngram!r}")
         if not 0.0 < alpha < 1.0:
             raise NasforgeError(f"tree-Wasserstein alpha must lie in (0, 1), got {alpha!r}")
-        self.ngram = ngram
-        self.alpha = alpha
         if ngram == 2:
             self.name = "tw2"
+        super().__init__(space, **kwargs)
+        self.ngram = ngram
+        self.alpha = alpha
         self.ops = tuple(o for o in op_vocabulary(space) if o not in self.zero_ops)
         groups = default_op_groups(self.ops)
         if op_groups:
@@ -397,7 +464,7 @@ class TreeWassersteinKernel(ArchKernel):
                         key = (g.labels[u], g.labels[v])
                         hist[key] = hist.get(key, 0.0) + 1.0
         total = sum(hist.values())
-        ops = self.tree.embed({k: v / total for k, v in hist.items()}) if total else np.zeros(self.tree.A.shape[0])
+        ops = self.tree.embed({k: v / total for k, v in hist.items()}) if total else np.zeros(self.tree.dim)
         depth = layers(g).tolist()
         cdfs = []
         for nbrs in (g.pred, g.succ):  # in-degree, out-degree
@@ -554,9 +621,21 @@ class HOTKernel(ArchKernel):
         return out
 
 
+def default_kernel(space: SearchSpace) -> str:
+    """The kernel ``kernel="auto"`` stands for: ``tw2`` (TW-NAS's 2-gram tree-Wasserstein) on a
+    space whose graph view has branching cells (NB201, DARTS, NAS-Bench-101, NAS-Bench-Graph),
+    ``onehot`` on the others (a chain of layers, or no graph view)."""
+    return "tw2" if graph_view(space) == "dag" else "onehot"
+
+
 def get_kernel(name: str, space: SearchSpace, **params: Any) -> ArchKernel:
-    """A kernel by name: ``hamming``, ``path``, ``wl``, ``tw`` (1-gram), ``tw2`` (2-gram), ``hot``."""
+    """A kernel by name: ``hamming``, ``path``, ``wl``, ``tw`` (1-gram), ``tw2`` (2-gram), ``hot``,
+    ``onehot``, or ``auto`` (:func:`default_kernel`)."""
+    if name == AUTO:
+        name = default_kernel(space)
     try:
+        if name == "onehot":
+            return OneHotKernel(space, **params)
         if name == "hamming":
             return HammingKernel(space, **params)
         if name == "path":

@@ -15,7 +15,7 @@ from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.bo.acquisition import ACQUISITIONS, acquire
 from nasforge.strategies.bo.batch import BATCH_METHODS, condition_on, kdpp_quality, kriging_believer, random_batch
 from nasforge.strategies.bo.gp import TRANSFORMS, GaussianProcess, blas_single_thread
-from nasforge.strategies.bo.kernels import KERNELS, KernelCache, get_kernel
+from nasforge.strategies.bo.kernels import AUTO, KERNELS, KernelCache, default_kernel, get_kernel
 
 
 class GPBayesOpt(Strategy):
@@ -29,8 +29,11 @@ class GPBayesOpt(Strategy):
     (``ei``, ``ucb`` with ``beta``, or ``ts``: a joint posterior draw for cheap kernels, an
     independent one per candidate for the expensive ``hot``).
 
-    Kernels (``kernel=``, default ``tw2``): ``hamming``, ``path``, ``wl``, ``tw``, ``tw2``, ``hot``
-    (see :mod:`nasforge.strategies.bo.kernels`); ``kernel_params`` passes their settings. ``hot``
+    Kernels (``kernel=``): ``hamming``, ``path``, ``wl``, ``tw``, ``tw2``, ``hot`` on the space's
+    graph view, ``onehot`` on its own encoding (any space), or ``auto`` (default): ``tw2`` where
+    the graph view has branching cells (NB201, DARTS, NAS-Bench-101, NAS-Bench-Graph), ``onehot``
+    elsewhere (layer-wise spaces, user spaces); the chosen name is what :meth:`config` stores (see
+    :mod:`nasforge.strategies.bo.kernels`). ``kernel_params`` passes their settings. ``hot``
     solves one fused Gromov-Wasserstein problem per (candidate, observation) pair (about 0.3 ms
     each): give it a smaller candidate set (e.g. ``n_random=30, n_incumbents=3, n_local=10``).
     Targets are normalised with ``transform`` (default ``rank``: a Gaussian copula, robust to the
@@ -51,7 +54,7 @@ class GPBayesOpt(Strategy):
     def __init__(
         self,
         space: SearchSpace,
-        kernel: str = "tw2",
+        kernel: str = "auto",
         acquisition: str = "ei",
         batch_size: int = 1,
         batch_method: str = "kdpp",
@@ -69,8 +72,8 @@ class GPBayesOpt(Strategy):
         **kwargs: Any,
     ) -> None:
         super().__init__(space, **kwargs)
-        if kernel not in KERNELS:
-            raise NasforgeError(f"unknown kernel {kernel!r}; allowed: {', '.join(KERNELS)}")
+        if kernel != AUTO and kernel not in KERNELS:
+            raise NasforgeError(f"unknown kernel {kernel!r}; allowed: {AUTO}, {', '.join(KERNELS)}")
         if acquisition not in ACQUISITIONS:
             raise NasforgeError(f"unknown acquisition {acquisition!r}; allowed: {', '.join(ACQUISITIONS)}")
         if batch_method not in BATCH_METHODS:
@@ -88,6 +91,8 @@ class GPBayesOpt(Strategy):
             raise NasforgeError(f"bo needs beta >= 0 and dpp_temperature > 0; got {beta!r}, {dpp_temperature!r}")
         if kernel_params is not None and not isinstance(kernel_params, dict):
             raise NasforgeError(f"kernel_params must be a dict of kernel settings, got {kernel_params!r}")
+        if kernel == AUTO:
+            kernel = default_kernel(space)
         self.kernel_name = kernel
         self.acquisition = acquisition
         self.batch_size = int(batch_size)
@@ -114,7 +119,7 @@ class GPBayesOpt(Strategy):
         self._n_batches = 0
         self._settle_params(**{k: getattr(self, k) for k in (
             "batch_size", "n_init", "n_random", "n_incumbents", "n_local", "refit_every", "beta", "xi", "batch_pool",
-            "dpp_temperature")}, kernel_params=dict(self.kernel_params))
+            "dpp_temperature")}, kernel=kernel, kernel_params=dict(self.kernel_params))
 
     # --- ask / tell ------------------------------------------------------------------------------
     def ask(self) -> Suggestion:
@@ -139,12 +144,61 @@ class GPBayesOpt(Strategy):
         self._y.append(score)
 
     # --- model ---------------------------------------------------------------------------------
-    def _fit(self) -> None:
+    def _fit(self) -> bool:
+        """Condition the GP on the observations; True when its hyperparameters were refitted."""
         n = len(self._y)
-        refit = self.gp.params is None or n - self._n_at_refit >= self.refit_every
+        refit = self._refit_due()
         self.gp.fit(self.cache.C, np.asarray(self._y), optimize=refit)
         if refit:
             self._n_at_refit = n
+        return refit
+
+    def _refit_due(self) -> bool:
+        return self.gp.params is None or len(self._y) - self._n_at_refit >= self.refit_every
+
+    def _gp_record(self) -> dict[str, list[float]]:
+        """The fitted hyperparameters, exactly (JSON keeps every bit of a float): stored with the
+        trial asked after a refit, so that a resumed study restores them instead of refitting."""
+        return {"params": [float(v) for v in self.gp.params], "scales": [float(v) for v in self.gp.scales]}
+
+    def replay_ask(self, arch: Any, info: dict[str, Any] | None = None) -> Suggestion:
+        """What :meth:`ask` returns when a stored study is replayed, given that it returned
+        ``arch`` (an architecture or its string) with ``info`` before.
+
+        A one-at-a-time step with a deterministic acquisition (``ei``, ``ucb``) skips the model:
+        the candidate set is drawn as in :meth:`ask` (the generator and the kernel cache move
+        exactly as they did), the stored architecture must be among the candidates, and the GP
+        hyperparameters recorded at a refit are restored rather than re-optimised. The strategy
+        is then in the state :meth:`ask` would have left, bit for bit (tested), at a fraction of
+        the cost. Any other step (initial design, batches, Thompson sampling, a study stored
+        without the record) runs :meth:`ask` itself.
+        """
+        info = info if isinstance(info, dict) else {}
+        rec = info.get("gp")
+        size = max(1, self.batch_size - len(self._pending))
+        due = self._refit_due()
+        if (self._queue or self._n_asked + 1 <= self.n_init or len(self._y) < 2 or size != 1
+                or self.acquisition not in ("ei", "ucb") or info.get("phase") != "bo"
+                or due != isinstance(rec, dict)):
+            return self.ask()
+        target = self.space.coerce(arch)
+        self._n_asked += 1
+        cands = self.candidates()
+        if target not in set(cands):
+            raise NasforgeError(f"cannot replay the bo study: {self.space.format(target)} is not among the "
+                                "candidates this strategy proposes at that step; was the seed or the search space "
+                                "changed?")
+        self.cache.cross(cands)  # the candidate rows the cache keeps, as ask() leaves them
+        if due:
+            self.gp.params = np.asarray(rec["params"], dtype=float)
+            self.gp.scales = np.asarray(rec["scales"], dtype=float)
+            self.gp.n_refits += 1
+            self._n_at_refit = len(self._y)
+        self._n_batches += 1
+        keep = {k: info[k] for k in ("mean", "sd", "gp") if k in info}
+        sug = self._claim(target, phase="bo", step=self._n_batches, **keep)
+        self._pending[sug.arch] = None
+        return sug
 
     def candidates(self) -> list[Any]:
         """Unseen neighbours of the best observed architectures, then random unseen ones."""
@@ -188,13 +242,15 @@ class GPBayesOpt(Strategy):
         cands = self.candidates()
         if not cands:  # nothing new nearby or at random: enumerate what is left (or fail clearly)
             return [self._claim(self._unique(lambda: self.space.sample(self.rng)), phase="fallback")]
-        self._fit()
+        refit = self._fit()
         gp = self.gp
         mu, var = gp.predict(self.cache.cross(cands))
         best = gp.best
         pending = [a for a in self._pending if a not in set(cands)]
         self._n_batches += 1
-        info = {"phase": "bo", "step": self._n_batches}
+        info: dict[str, Any] = {"phase": "bo", "step": self._n_batches}
+        if refit:
+            info["gp"] = self._gp_record()
         if size == 1 and not pending:
             cov = None
             if self.acquisition == "ts" and self.kernel.cheap:
