@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -11,7 +10,7 @@ from typing import Any
 
 from nasforge import __version__
 from nasforge.errors import NasforgeError, check_int, check_output_file, check_seed, check_work_dir, shorten
-from nasforge.cli.options import finite_float, positive_int
+from nasforge.cli.options import finite_float, parse_key_values, positive_int
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
 DEFAULT_WORKDIR = "nasforge_runs"
@@ -20,16 +19,7 @@ DEFAULT_DATASET = "digits"  # = nasforge.study.task.DEFAULT_DATASET (not importe
 
 # --- small helpers ---------------------------------------------------------------------------
 def _parse_params(items: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise NasforgeError(f"bad --param {item!r}: expected KEY=VALUE, e.g. population_size=20")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    return parse_key_values(items, "--param", "population_size=20")
 
 
 def _int_list(text: str, what: str) -> list[int]:

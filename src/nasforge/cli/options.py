@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from nasforge.errors import NasforgeError
 
@@ -42,3 +45,18 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a finite number")
     return value
+
+
+def parse_key_values(items: Sequence[str] | None, option: str, example: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items (``--param``, ``--net``): values parsed as JSON where they are JSON
+    (``3``, ``0.5``, ``true``, ``[1, 2]``), else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise NasforgeError(f"bad {option} {item!r}: expected KEY=VALUE, e.g. {example}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out

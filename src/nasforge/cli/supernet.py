@@ -8,12 +8,11 @@ again resumes where it stopped; ``rank`` and ``search`` read the finished run.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.cli.options import finite_float, parse_top_k
+from nasforge.cli.options import finite_float, parse_key_values, parse_top_k
 from nasforge.errors import NasforgeError
 
 SPLIT_CHOICES = ("none", "fewshot", "lid", "gradient")
@@ -123,16 +122,7 @@ def _threads(n: int) -> None:
 
 
 def _net_settings(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise NasforgeError(f"bad --net {item!r}: expected KEY=VALUE, e.g. stem_channels=16")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    return parse_key_values(items, "--net", "stem_channels=16")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
