@@ -11,13 +11,14 @@ from nasforge.errors import NasforgeError, check_output_file, shorten
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="export the best trained network of a study (ONNX or PyTorch)")
-    p.add_argument("study")
-    p.add_argument("--format", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("study", help="name of a study that trained (nasforge search --dataset ...)")
+    p.add_argument("--format", choices=("onnx", "torch"), default="onnx", help="onnx or torch (default onnx)")
     p.add_argument("--out", default=None, help="output path (default WORKDIR/STUDY/best.onnx or best.pth)")
-    p.add_argument("--storage", default="sqlite:///nasforge.db")
+    p.add_argument("--storage", default="sqlite:///nasforge.db",
+                   help="database URL or :memory: (default sqlite:///nasforge.db)")
     p.add_argument("--workdir", default="nasforge_runs",
                    help="the search's --workdir, holding STUDY/checkpoints (default nasforge_runs)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="reference data folder (default: $NASFORGE_DATA or ../shared/data)")
     p.set_defaults(func=run)
 
 

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from nasforge.errors import NasforgeError
-from nasforge.cli.options import finite_float
+from nasforge.cli.options import finite_float, positive_int
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
 DEFAULT_OBJECTIVES = ("valid_acc:max", "latency_ms[pixel3]:min")
@@ -146,7 +146,7 @@ def cmd_mosearch(args: argparse.Namespace) -> int:
     if args.study and args.study in storage.study_names():
         stored = load_study(args.study, storage).config.get("mosearch", {})
     given = {"benchmark": args.benchmark, "objectives": args.objective, "strategy": args.strategy, "seed": args.seed,
-             "params": _parse_params(args.param) if args.param else None, "constraints": args.constraint,
+             "params": _parse_params(args.param) if args.param else None, "constraints": args.constraints,
              "power_watts": args.power_watts}
     settings = {"benchmark": "nb201:cifar10+hw", "objectives": list(DEFAULT_OBJECTIVES), "strategy": "nsga2",
                 "seed": 0, "params": {}, "constraints": [], "power_watts": None}
@@ -200,6 +200,9 @@ def cmd_mosearch(args: argparse.Namespace) -> int:
               f"{e['power_watts']:g} W declared")
     if meter.joules is not None:
         print(f"measured (RAPL) energy of this run: {meter.joules:.1f} J")
+    from nasforge.cli.notes import where_written
+
+    print("\n" + where_written(name, args.storage))
     return 0
 
 
@@ -262,10 +265,10 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--objective", action="append", default=None, metavar="METRIC[:max|min]",
                    help="objective, repeatable (default valid_acc:max and latency_ms[pixel3]:min)")
     m.add_argument("--strategy", default=None, help="nsga2, mo-re, chebyshev, mo-random (default nsga2)")
-    m.add_argument("--budget", type=int, default=300, help="total trials of the study (default 300)")
+    m.add_argument("--budget", type=positive_int, default=300, help="total trials of the study (default 300)")
     m.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     m.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=30")
-    m.add_argument("--constraint", action="append", default=None, metavar="EXPR",
+    m.add_argument("--constraint", dest="constraints", action="append", default=None, metavar="EXPR",
                    help="hard constraint, repeatable: 'latency_ms[pixel3] <= 20', 'params <= 0.5e6'")
     m.add_argument("--power-watts", type=finite_float, default=None,
                    help="declared power of this machine, to report the energy the search spent")
@@ -277,10 +280,10 @@ def add_parser(sub: Any) -> None:
     m.set_defaults(func=cmd_mosearch)
 
     f = sub.add_parser("front", help="a study's Pareto front, hypervolume, plot and search energy")
-    f.add_argument("study")
+    f.add_argument("study", help="name of a multi-objective study")
     f.add_argument("--benchmark", default=None, help="table for the true front (default: the study's own)")
     f.add_argument("--plot", default=None, help="write the front (with the true front) to this PNG")
-    f.add_argument("--report", default=None)
+    f.add_argument("--report", default=None, help="metric shown beside the front (never used to select)")
     f.add_argument("--power-watts", type=finite_float, default=None,
                    help="declared power: report the energy the search spent (time x power)")
     common(f)
@@ -288,16 +291,16 @@ def add_parser(sub: Any) -> None:
 
     c = sub.add_parser("cost", help="parameters, FLOPs and latency of one architecture")
     c.add_argument("arch", help="architecture string, e.g. the official NB201 string")
-    c.add_argument("--space", default="nb201")
+    c.add_argument("--space", default="nb201", help="search space of ARCH (default nb201)")
     c.add_argument("--C", type=int, default=None, help="network width (default: the space's, e.g. 16 for nb201)")
     c.add_argument("--N", type=int, default=None, help="cells per stage (default: the space's, e.g. 5 for nb201)")
     c.add_argument("--num-classes", dest="num_classes", type=int, default=None, help="default: the space's (10)")
     c.add_argument("--input-size", dest="input_size", type=int, default=None, help="default: the space's (32)")
     c.add_argument("--latency", default=None, help="measure on this machine: torch, onnxruntime or both (comma)")
-    c.add_argument("--batch-size", dest="batch_size", type=int, default=1)
-    c.add_argument("--threads", type=int, default=1)
-    c.add_argument("--warmup", type=int, default=10)
-    c.add_argument("--repeats", type=int, default=30)
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--data-dir", default=None)
+    c.add_argument("--batch-size", dest="batch_size", type=int, default=1, help="latency: batch size (default 1)")
+    c.add_argument("--threads", type=int, default=1, help="latency: torch threads (default 1)")
+    c.add_argument("--warmup", type=int, default=10, help="latency: untimed runs first (default 10)")
+    c.add_argument("--repeats", type=int, default=30, help="latency: timed runs (default 30)")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument("--data-dir", default=None, help="reference data folder (default: $NASFORGE_DATA or ../shared/data)")
     c.set_defaults(func=cmd_cost)

@@ -170,6 +170,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         paths = save_trained(model, workdir / "best", best.arch, task.estimator)
         print(f"best network saved: {paths['state_dict']} (state dict + build settings) and {paths['program']} "
               "(torch.export program: torch.export.load(path).module(), no nasforge needed)")
+    from nasforge.cli.notes import where_written
+
+    print("\n" + where_written(name, args.storage, workdir if training else None))
     return _all_failed(study)
 
 
@@ -407,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="total cost budget: simulated seconds/epochs on a table, training seconds with --dataset")
     s.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     s.add_argument("--metric", default=None, help="metric to optimise (default: the validation metric)")
-    s.add_argument("--direction", choices=("max", "min"), default=None)
+    s.add_argument("--direction", choices=("max", "min"), default=None,
+                   help="maximise or minimise --metric (default: the metric's own direction)")
     s.add_argument("--fidelity", type=finite_float, default=None, help="fidelity to query, e.g. 12 or 200 for NB201")
     s.add_argument("--report", default=None, help="metric to report for the best trial (never used to select)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=20")
@@ -420,11 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None, help="epochs of a full evaluation (default 10)")
     t.add_argument("--C", type=int, default=None, help="channels of the first stage (default 8)")
     t.add_argument("--N", type=int, default=None, help="cells per stage (default 1)")
-    t.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
-    t.add_argument("--lr", type=finite_float, default=None)
-    t.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    t.add_argument("--weight-decay", dest="weight_decay", type=finite_float, default=None)
-    t.add_argument("--label-smoothing", dest="label_smoothing", type=finite_float, default=None)
+    t.add_argument("--optimizer", choices=("sgd", "adamw"), default=None, help="optimiser (default sgd)")
+    t.add_argument("--lr", type=finite_float, default=None, help="peak learning rate, cosine schedule")
+    t.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="minibatch size")
+    t.add_argument("--weight-decay", dest="weight_decay", type=finite_float, default=None, help="weight decay")
+    t.add_argument("--label-smoothing", dest="label_smoothing", type=finite_float, default=None,
+                   help="label smoothing of the cross-entropy loss")
     t.add_argument("--n-train", dest="n_train", type=int, default=None, help="CIFAR-10: training images to use")
     r = s.add_argument_group("parallel evaluation (not stored: processes sharing a --study may differ)")
     r.add_argument("--workers", type=positive_int, default=1,
@@ -440,24 +445,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_search)
 
     sh = sub.add_parser("show", help="list studies, or show one study's trials and best architecture")
-    sh.add_argument("study", nargs="?", default=None)
+    sh.add_argument("study", nargs="?", default=None, help="study name (default: list the studies)")
     sh.add_argument("--top", type=positive_int, default=10, help="how many best trials to list (default 10)")
     sh.add_argument("--all", action="store_true", help="print every trial")
     sh.add_argument("--csv", default=None, help="write all trials to this CSV file")
-    sh.add_argument("--report", default=None)
+    sh.add_argument("--report", default=None, help="metric to report beside the selection metric")
     common(sh)
     sh.set_defaults(func=cmd_show)
 
     b = sub.add_parser("bench", help="compare strategies over many seeds on a tabular benchmark")
-    b.add_argument("--benchmark", default="nb201:cifar10")
-    b.add_argument("--strategies", default="random,re,ls")
+    b.add_argument("--benchmark", default="nb201:cifar10", help="table to search (default nb201:cifar10)")
+    b.add_argument("--strategies", default="random,re,ls",
+                   help="comma-separated strategies, see nasforge list strategies (default random,re,ls)")
     b.add_argument("--seeds", type=positive_int, default=10, help="number of seeds (default 10)")
     b.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     b.add_argument("--at", default="25,50,100,200,300", help="query counts of the anytime table")
     b.add_argument("--budget", type=positive_int, default=None, help="queries per run (default: the largest --at)")
-    b.add_argument("--metric", default=None)
-    b.add_argument("--direction", choices=("max", "min"), default=None)
-    b.add_argument("--report", default=None)
+    b.add_argument("--metric", default=None, help="metric to optimise (default: the validation metric)")
+    b.add_argument("--direction", choices=("max", "min"), default=None,
+                   help="maximise or minimise --metric (default: the metric's own direction)")
+    b.add_argument("--report", default=None, help="metric of the anytime table (never used to select)")
     b.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
                    help="strategy setting, e.g. re.population_size=20")
     b.add_argument("--workers", type=positive_int, default=1,
@@ -466,14 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --workers: simulated times of the second table (default: five up to the shortest run)")
     b.add_argument("--plot", default=None, help="write the anytime plot to this PNG")
     b.add_argument("--csv", default=None, help="write the anytime table to this CSV")
-    b.add_argument("--quiet", action="store_true")
-    b.add_argument("--data-dir", default=None)
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--data-dir", default=None, help="reference data folder (default: $NASFORGE_DATA or ../shared/data)")
     b.set_defaults(func=cmd_bench)
 
     import importlib
 
     for module in EXTRA_COMMANDS:  # each module adds its own sub-command(s)
         importlib.import_module(f"nasforge.cli.{module}").add_parser(sub)
+    from nasforge.cli.examples import add_examples
+
+    add_examples(p)
     return p
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.cli.options import finite_float, parse_key_values, parse_top_k
+from nasforge.cli.options import finite_float, parse_key_values, parse_top_k, positive_int
 from nasforge.errors import NasforgeError
 
 SPLIT_CHOICES = ("none", "fewshot", "lid", "gradient")
@@ -94,8 +94,8 @@ def add_parser(sub: Any) -> None:
                                     "--storage.")
     run_arg(s)
     s.add_argument("--strategy", default="re", help="random, re, ls, bo, ... (default re)")
-    s.add_argument("--budget", type=int, default=100, help="architectures to evaluate (default 100)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--budget", type=positive_int, default=100, help="architectures to evaluate (default 100)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the strategy (default 0)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy setting, e.g. population_size=20")
     s.add_argument("--benchmark", default=None, help="report the pick's true metrics from this table")
     s.add_argument("--storage", default=":memory:", help="database URL or :memory: (default :memory:)")
@@ -203,6 +203,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("no complete trial")
         return 1
     print(f"best by supernet valid_acc: {space.format(space.coerce(best.arch))} ({best.value:.2f}%)")
+    from nasforge.cli.notes import where_written
+
+    print(where_written(name, args.storage))
     if args.benchmark is not None:
         from nasforge.estimation import load_benchmark
 
