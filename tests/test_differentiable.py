@@ -1,0 +1,304 @@
+"""Differentiable NAS (nasforge.oneshot.differentiable): the bilevel loop and every method on a
+tiny NB201 supernet (C=4, N=1, 8x8 digits, a few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasforge.data import load_dataset
+from nasforge.errors import NasforgeError
+from nasforge.oneshot.differentiable import METHODS, DifferentiableSearch, OnePath, derive, search
+from nasforge.oneshot.differentiable.methods import StepContext
+from nasforge.spaces import get_space
+
+torch.set_num_threads(1)
+NET = {"C": 4, "N": 1}
+FAST = {"epochs": 2, "steps_per_epoch": 2, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def _alpha(run: DifferentiableSearch) -> torch.Tensor:
+    return run.method.alpha.detach().clone()
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_alpha_moves_and_seeds_reproduce(digits, method):
+    a = DifferentiableSearch(digits, method, net=NET, seed=3, **FAST)
+    init = _alpha(a)
+    ra = a.run()
+    b = DifferentiableSearch(digits, method, net=NET, seed=3, **FAST)
+    assert torch.equal(init, _alpha(b))
+    rb = b.run()
+    c = DifferentiableSearch(digits, method, net=NET, seed=4, **FAST)
+    c.run()
+    assert not torch.equal(init, _alpha(a)), "α did not move"
+    assert torch.equal(_alpha(a), _alpha(b))
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    assert [h["genotype"] for h in ra.history] == [h["genotype"] for h in rb.history]
+    assert not torch.equal(_alpha(a), _alpha(c))
+    assert len(ra.history) == 2 and ra.history[-1]["genotype"] == ra.genotype
+    h = ra.history[-1]
+    assert np.allclose(np.sum(h["probs"], axis=1), 1.0, atol=1e-4)
+    assert h["skip_count"] == sum(op == "skip_connect" for op in h["ops"])
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_resume_gives_the_uninterrupted_trajectory(digits, method, tmp_path):
+    settings = {**FAST, "epochs": 3}
+    full = DifferentiableSearch(digits, method, net=NET, seed=1, checkpoint=tmp_path / "a.ckpt", **settings).run()
+    part = DifferentiableSearch(digits, method, net=NET, seed=1, checkpoint=tmp_path / "b.ckpt", **settings)
+    part.run(until_epoch=1)
+    assert part.epoch == 1
+    again = DifferentiableSearch(digits, method, net=NET, seed=1, checkpoint=tmp_path / "b.ckpt", **settings)
+    assert again.epoch == 1
+    resumed = again.run()
+    assert [h["genotype"] for h in full.history] == [h["genotype"] for h in resumed.history]
+    assert [h["train_loss"] for h in full.history] == [h["train_loss"] for h in resumed.history]
+    assert np.array_equal(full.probs, resumed.probs)
+
+
+def test_checkpoint_of_other_settings_is_refused(digits, tmp_path):
+    DifferentiableSearch(digits, "darts", net=NET, checkpoint=tmp_path / "c.ckpt", **FAST).run(until_epoch=1)
+    with pytest.raises(NasforgeError, match="settings.epochs was 2, now 3"):
+        DifferentiableSearch(digits, "darts", net=NET, checkpoint=tmp_path / "c.ckpt", **{**FAST, "epochs": 3})
+
+
+def test_nan_alpha_fails_with_the_reason_and_keeps_the_checkpoint(digits, tmp_path):
+    ck = tmp_path / "n.ckpt"
+    run = DifferentiableSearch(digits, "darts", net=NET, checkpoint=ck, **FAST)
+    run.run(until_epoch=1)
+
+    def broken(*args, **kwargs):
+        run.method.alpha.grad = torch.full_like(run.method.alpha, float("nan"))
+        return 0.0
+
+    run.method.arch_backward = broken
+    with pytest.raises(NasforgeError, match="NaN.*checkpoint of epoch 1 is kept"):
+        run.run()
+    assert torch.load(ck, weights_only=False)["epoch"] == 1
+
+
+def test_bad_input(digits):
+    with pytest.raises(NasforgeError, match="unknown method 'nope'"):
+        DifferentiableSearch(digits, "nope", net=NET)
+    with pytest.raises(NasforgeError, match="unknown setting 'K' for method 'darts'"):
+        DifferentiableSearch(digits, "darts", net=NET, method_params={"K": 2})
+    with pytest.raises(NasforgeError, match="needs at least 2 search cells"):
+        DifferentiableSearch(digits, "lambda-darts", "macro")
+    with pytest.raises(NasforgeError, match="epochs must be"):
+        DifferentiableSearch(digits, "darts", net=NET, epochs=0)
+    with pytest.raises(NasforgeError, match="drnas reg"):
+        DifferentiableSearch(digits, "drnas", net=NET, method_params={"reg": "l1"})
+
+
+def test_darts2_finite_difference_matches_the_exact_unrolled_gradient(digits):
+    # float64 and a small finite-difference radius: the formula (virtual step with momentum and weight
+    # decay, sign and scale of the Hessian-vector term) must then give the exact unrolled gradient
+    run = DifferentiableSearch(digits, "darts2", net=NET, seed=0, method_params={"r": 1e-6}, **FAST)
+    m, model = run.method, run.model.double()
+    with torch.no_grad():
+        m.alpha.data = m.alpha.data.double().normal_(0, 0.5)
+    x, y = run.xt[:16].double(), run.yt[:16]
+    xv, yv = run.xv[:16].double(), run.yv[:16]
+    lr, wd, mom = 0.05, 3e-4, 0.9
+    w = list(model.parameters())
+    for p in w:  # a momentum buffer, as after some weight steps
+        run.w_opt.state[p]["momentum_buffer"] = 0.01 * torch.randn_like(p)
+    ctx = StepContext(lr=lr, momentum=mom, weight_decay=wd, optimizer=run.w_opt, epoch=0, epochs=1)
+    m.arch_backward(x, y, xv, yv, ctx)
+    fd = m.alpha.grad.clone()
+    names = [n for n, _ in model.named_parameters()]
+    loss_t = F.cross_entropy(model(x, weights=m.mixture()), y)
+    g = torch.autograd.grad(loss_t, w, create_graph=True, allow_unused=True)
+    new = {n: p - lr * ((torch.zeros_like(p) if gi is None else gi) + wd * p + mom * run.w_opt.state[p]["momentum_buffer"])
+           for n, p, gi in zip(names, w, g)}
+    out = torch.func.functional_call(model, new, (xv,), {"weights": m.mixture()})
+    exact = torch.autograd.grad(F.cross_entropy(out, yv), m.alpha)[0]
+    first = torch.autograd.grad(F.cross_entropy(model(xv, weights=m.mixture()), yv), m.alpha)[0]
+    assert not torch.allclose(exact, first, rtol=1e-3)  # the second-order term matters
+    assert torch.allclose(fd, exact, rtol=1e-4, atol=1e-6 * float(exact.abs().max()))
+
+
+def test_gdas_runs_exactly_one_operation_per_edge(digits):
+    run = DifferentiableSearch(digits, "gdas", net=NET, seed=0, **FAST)
+    m, model, lay = run.method, run.model, run.model.layout
+    calls: dict[tuple[int, int], int] = {}
+    hooks = []
+    for e in range(lay.n_edges):
+        for k in range(len(lay.ops[e])):
+            for mod in model.candidate_modules(e, k):
+                def count(mod, _inp, key=(e, k)):
+                    if "forward" not in mod.__dict__:  # not replaced by OnePath's zeros: it computes
+                        calls[key] = calls.get(key, 0) + 1
+                hooks.append(mod.register_forward_pre_hook(count))
+    x, y = run.xt[:8], run.yt[:8]
+    try:
+        m.loss(x, y)  # the first call measures the operations' output shapes once
+        for _ in range(5):
+            calls.clear()
+            loss, logits = m.loss(x, y)
+            path = m.last_path
+            expect = {(e, k): model.n_cells for e, k in enumerate(path) if lay.ops[e][k] != "none"}
+            assert calls == expect
+            # the forward is the path's, and the loss reaches α only through the sampled operations
+            assert torch.allclose(logits, model(x, arch=path), atol=1e-5)
+            grad = torch.autograd.grad(loss, m.alpha)[0]
+            assert grad.abs().sum() > 0
+    finally:
+        for h in hooks:
+            h.remove()
+    # τ anneals linearly from 10 to 0.1
+    m.begin_epoch(0, 5)
+    assert m.tau == pytest.approx(10.0)
+    m.begin_epoch(4, 5)
+    assert m.tau == pytest.approx(0.1)
+    # outside the context every operation computes again
+    with OnePath(model, (0,) * lay.n_edges):
+        pass
+    calls.clear()
+
+
+def test_drnas_dirichlet_draws_and_regulariser(digits):
+    run = DifferentiableSearch(digits, "drnas", net=NET, seed=0, **FAST)
+    m = run.method
+    a, b = m.mixture(), m.mixture()
+    assert torch.allclose(a.sum(-1), torch.ones(a.shape[0])) and (a >= 0).all()
+    assert not torch.equal(a, b)
+    (a[:, 3].sum()).backward()  # pathwise gradient reaches α
+    assert m.alpha.grad.abs().sum() > 0
+    with torch.no_grad():
+        m.alpha.zero_()
+    assert m.regulariser().item() == pytest.approx(0.0, abs=1e-6)  # β = 1: the anchor itself
+    with torch.no_grad():
+        m.alpha[0, 2] = 3.0
+    assert m.regulariser().item() > 0
+    p = m.probs()
+    assert p[0, 2] == pytest.approx(4.0 / 8.0) and np.allclose(p.sum(1), 1)
+
+
+def test_lambda_darts_finite_difference_matches_the_exact_alignment_gradient(digits):
+    # float64 and a small ε: the central difference must then be the exact weight gradient of the
+    # alignment term (mean pairwise cosine of the per-cell gradients), with the sign that raises it
+    run = DifferentiableSearch(digits, "lambda-darts", net=NET, seed=0,
+                               method_params={"lam": 1.0, "ramp": 0.0, "eps0": 1e-6}, **FAST)
+    m, model = run.method, run.model.double()
+    with torch.no_grad():
+        m.alpha.data = m.alpha.data.double().normal_(0, 0.5)
+    x, y = run.xt[:16].double(), run.yt[:16]
+    ctx = StepContext(lr=0.025, momentum=0.9, weight_decay=0.0, optimizer=run.w_opt, epoch=0, epochs=1)
+    w = [p for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    m.weight_backward(x, y, ctx)
+    with_reg = [p.grad.clone() for p in w]
+    assert np.isfinite(m.stats["layer_corr"][0])
+    # plain gradient and the exact gradient of the mean pairwise cosine of the per-cell gradients
+    copies = m.mixture().detach().unsqueeze(0).repeat(model.n_cells, 1, 1).requires_grad_(True)
+    loss = F.cross_entropy(model(x, weights=copies), y)
+    gc = torch.autograd.grad(loss, copies, create_graph=True)[0].reshape(model.n_cells, -1)
+    pairs = [(i, j) for i in range(model.n_cells) for j in range(i + 1, model.n_cells)]
+    corr = sum(F.cosine_similarity(gc[i], gc[j], dim=0) for i, j in pairs) / len(pairs)
+    plain = torch.autograd.grad(loss, w, retain_graph=True, allow_unused=True)
+    exact = torch.autograd.grad(corr, w, allow_unused=True)
+    reg = torch.cat([(wr - (torch.zeros_like(wr) if pl is None else pl)).flatten() for wr, pl in zip(with_reg, plain)])
+    ex = torch.cat([(torch.zeros_like(p) if e is None else -e).flatten() for p, e in zip(w, exact)])
+    assert float(F.cosine_similarity(reg, ex, dim=0)) > 0.9999
+    assert float(reg.norm() / ex.norm()) == pytest.approx(1.0, rel=1e-3)
+    # λ ramps linearly over the first half of the epochs by default
+    m2 = DifferentiableSearch(digits, "lambda-darts", net=NET, **FAST).method
+    m2.begin_epoch(0, 10)
+    assert m2.lam() == 0.0
+    m2.begin_epoch(2, 10)
+    assert m2.lam() == pytest.approx(0.125 * 2 / 5)
+    m2.begin_epoch(7, 10)
+    assert m2.lam() == pytest.approx(0.125)
+
+
+def test_idarts_hypergradient(digits):
+    run = DifferentiableSearch(digits, "idarts", net=NET, seed=0, method_params={"K": 2}, **FAST)
+    m = run.method
+    run.model.double()
+    with torch.no_grad():
+        m.alpha.data = m.alpha.data.double().normal_(0, 0.5)
+    x, y, xv, yv = run.xt[:16].double(), run.yt[:16], run.xv[:16].double(), run.yv[:16]
+
+    def grad(lr: float, K: int) -> torch.Tensor:
+        m.params["K"] = K
+        ctx = StepContext(lr=lr, momentum=0.9, weight_decay=0.0, optimizer=run.w_opt, epoch=0, epochs=1)
+        m.arch_backward(x, y, xv, yv, ctx)
+        return m.alpha.grad.clone()
+
+    first = torch.autograd.grad(F.cross_entropy(run.model(xv, weights=m.mixture()), yv), m.alpha)[0]
+    assert torch.allclose(grad(0.0, 2), first, atol=1e-12)  # γ = 0: the first-order gradient
+    g0, g2 = grad(0.05, 0), grad(0.05, 2)
+    assert not torch.allclose(g0, first) and not torch.allclose(g0, g2)
+    # K = 0: ∇_α L_val - γ ∇²_{α,w} L_train ∇_w L_val, checked against a directional derivative
+    w = list(run.model.parameters())
+    v = torch.autograd.grad(F.cross_entropy(run.model(xv, weights=m.mixture()), yv), w, allow_unused=True)
+    v = [torch.zeros_like(p) if t is None else t for p, t in zip(w, v)]
+    h = 1e-6
+    outs = []
+    for s in (1, -1):
+        with torch.no_grad():
+            for p, t in zip(w, v):
+                p.add_(s * h * t)
+        outs.append(torch.autograd.grad(F.cross_entropy(run.model(x, weights=m.mixture()), y), m.alpha)[0])
+        with torch.no_grad():
+            for p, t in zip(w, v):
+                p.sub_(s * h * t)
+    mixed = (outs[0] - outs[1]) / (2 * h)
+    assert torch.allclose(g0, first - 0.05 * mixed, rtol=1e-4, atol=1e-6 * float(first.abs().max()))
+
+
+def test_derive_on_darts_keeps_the_two_strongest_inputs_per_node():
+    from nasforge.spaces.darts import CELL_EDGES
+
+    lay = get_space("darts").supernet_layout()
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet(np.ones(lay.n_ops), size=lay.n_edges)
+    idx = derive(lay, w)
+    assert lay.valid(idx)
+    ncell = len(CELL_EDGES)
+    for c in range(2):
+        for node in sorted({i for _, i in CELL_EDGES}):
+            edges = [c * ncell + k for k, (_, i) in enumerate(CELL_EDGES) if i == node]
+            strength = {e: w[e, 1:].max() for e in edges}
+            top = sorted(edges, key=lambda e: -strength[e])[:2]
+            assert sorted(e for e in edges if idx[e] != 0) == sorted(top)
+            for e in top:
+                assert idx[e] == 1 + int(w[e, 1:].argmax())
+    nb = get_space("nb201").supernet_layout()
+    w2 = rng.random((nb.n_edges, nb.n_ops))
+    assert derive(nb, w2) == tuple(int(k) for k in w2.argmax(1))
+
+
+def test_darts_space_runs(digits):
+    res = search(digits, "gdas", "darts", net={"C": 2, "layers": 3}, epochs=1, steps_per_epoch=1, batch_size=8)
+    assert res.arch is not None and "normal" in res.genotype
+
+
+def test_cli_search_and_resume(tmp_path, capsys):
+    from nasforge.cli.main import main
+
+    args = ["oneshot", "search", "--method", "darts", "--space", "nb201", "--dataset", "digits", "--run",
+            str(tmp_path / "r"), "--C", "4", "--N", "1", "--epochs", "2", "--steps-per-epoch", "2",
+            "--batch-size", "16", "--quiet"]
+    assert main(args) == 0
+    out = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert len(out["history"]) == 2 and out["genotype"].startswith("|")
+    assert main(args) == 0
+    assert "genotype:" in capsys.readouterr().out
+    assert main([*args[:-1], "--param", "K=3"]) == 2
+    assert main(["oneshot", "search", "--method", "lambda-darts", "--space", "macro", "--run",
+                 str(tmp_path / "m"), "--quiet"]) == 2
+    darts = ["oneshot", "search", "--method", "darts", "--space", "darts", "--run", str(tmp_path / "d"), "--C", "2",
+             "--layers", "3", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--quiet"]
+    assert main([*darts, "--lookup"]) == 2  # the DARTS space has no table to look the cell up in
