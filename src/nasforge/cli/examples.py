@@ -71,6 +71,15 @@ EXAMPLES: dict[str, list[str]] = {
     "supernet search": [
         "nasforge supernet search --run runs/spos --strategy re --budget 100 --benchmark nb201:cifar10",
     ],
+    "oneshot": [
+        "nasforge oneshot search --method darts --space nb201 --run runs/darts-s0",
+    ],
+    "oneshot search": [
+        "nasforge oneshot search --method darts --space nb201 --dataset cifar10 --n-train 2000 --image-size 16 "
+        "--epochs 10 --run runs/darts-s0 --lookup   # re-run to resume",
+        "nasforge oneshot search --method lambda-darts --param lam=0.25 --run runs/lambda-s0",
+        "nasforge oneshot search --method gdas --space darts --C 4 --layers 5 --run runs/gdas-darts",
+    ],
 }
 
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nasforge.cli.options import finite_float, parse_key_values, positive_int
+from nasforge.cli.options import finite_float, parse_key_values
 from nasforge.errors import NasforgeError
 
 
@@ -27,32 +27,30 @@ def add_parser(sub: Any) -> None:
     osub.required = True
     s = osub.add_parser("search", help="search a cell with a differentiable method",
                         description="Run (or resume) a differentiable search. Logs the genotype, the skip-connection "
-                                    "count and the method's numbers every epoch.",
-                        epilog="example: nasforge oneshot search --method darts --space nb201 --dataset cifar10 "
-                               "--n-train 2000 --image-size 16 --epochs 10 --run runs/darts-s0")
+                                    "count and the method's numbers every epoch.")
     s.add_argument("--method", required=True, choices=list(METHODS), help="the search method")
     s.add_argument("--space", default="nb201", help="space of the supernet: nb201 or darts (default nb201)")
     s.add_argument("--dataset", default="digits", help="digits, cifar10, a .npz file or an image folder (default digits)")
     s.add_argument("--run", required=True, help="run folder (checkpoint, result.json)")
-    s.add_argument("--n-train", dest="n_train", type=positive_int, default=None,
+    s.add_argument("--n-train", dest="n_train", type=int, default=None,
                    help="cifar10: images to load (half update the weights, half α)")
-    s.add_argument("--image-size", dest="image_size", type=positive_int, default=None,
+    s.add_argument("--image-size", dest="image_size", type=int, default=None,
                    help="average-pool images to this side (e.g. 16 for CIFAR-10 on a CPU)")
     s.add_argument("--data-seed", dest="data_seed", type=int, default=0, help="seed of the data split (default 0)")
-    s.add_argument("--C", type=positive_int, default=None, help="channels of the first stage")
-    s.add_argument("--N", type=positive_int, default=None, help="nb201: cells per stage")
-    s.add_argument("--layers", type=positive_int, default=None, help="darts: cells")
-    s.add_argument("--epochs", type=positive_int, default=None, help="default 10")
-    s.add_argument("--steps-per-epoch", dest="steps_per_epoch", type=positive_int, default=None,
+    s.add_argument("--C", type=int, default=None, help="channels of the first stage")
+    s.add_argument("--N", type=int, default=None, help="nb201: cells per stage")
+    s.add_argument("--layers", type=int, default=None, help="darts: cells")
+    s.add_argument("--epochs", type=int, default=None, help="default 10")
+    s.add_argument("--steps-per-epoch", dest="steps_per_epoch", type=int, default=None,
                    help="default: one pass over the training half")
-    s.add_argument("--batch-size", dest="batch_size", type=positive_int, default=None, help="default 64")
+    s.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default 64")
     s.add_argument("--lr", type=finite_float, default=None, help="weight learning rate, cosine (default 0.025)")
     s.add_argument("--arch-lr", dest="arch_lr", type=finite_float, default=None, help="Adam lr of α (default 3e-4)")
     s.add_argument("--seed", type=int, default=None, help="initial weights, α, data order, draws (default 0)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="method setting, e.g. K=5 (idarts), lam=0.25 (lambda-darts), reg=l2 (drnas)")
     s.add_argument("--lookup", action="store_true", help="nb201: print the found cell's NB201 table accuracies")
-    s.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--data-dir", dest="data_dir", default=None, help="reference data folder")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
@@ -63,7 +61,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from nasforge.oneshot.differentiable.search import DifferentiableSearch, load_search_data, lookup_nb201
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(max(1, args.threads))
     folder = Path(args.run)
     if folder.exists() and not folder.is_dir():
         raise NasforgeError(f"run folder {folder} is a file, not a folder")
