@@ -382,7 +382,12 @@ class SupernetRun:
         group = sampler.group_size
         total, seed = int(st["steps"]), int(st["seed"])
         split = st["split"] != "none"
-        root_passes = int(round(total * float(st["root_fraction"]))) if split else total
+        rf = st["root_fraction"]
+        if keep_root and not split and not (isinstance(rf, (int, float)) and not isinstance(rf, bool) and 0.0 < rf < 1.0):
+            raise NasforgeError(f"bad --root-fraction {rf!r}: expected a number in (0, 1)")
+        # the branch point: where a split run's root stops (and where keep_root saves root.pt)
+        branch = int(round(total * float(rf)))
+        root_passes = branch if split else total
         if root_passes < group:
             raise NasforgeError(f"a budget of {total} path passes is too small for sampler {sampler.name!r} "
                                 f"({group} paths per update)")
@@ -396,7 +401,7 @@ class SupernetRun:
         say(f"sampler {sampler!r}: {trainer.steps} steps x {group} path(s) = {trainer.steps * group} path passes"
             + (f", the root stopping at {root_passes // group * group}; then {st['split']} split "
                f"({st['levels']} level(s)) with the rest" if split else ""))
-        root_steps = root_passes // group
+        root_steps = branch // group
         root_file = folder / "root.pt"
         if split or keep_root:
             if root_file.is_file() or source is not None:
