@@ -56,7 +56,9 @@ def make_study(path: Path, n: int) -> str:
     study = create_study(name, bench.space, bench.default_metric, storage=url, load_if_exists=True,
                          config={"search": {"benchmark": "nbgraph:arxiv", "strategy": "random", "seed": 0}})
     t0 = time.perf_counter()
-    study.optimize(get_strategy("random", bench.space, seed=0), bench, n_trials=n, progress=True)
+    # no progress bar: a log of one line rather than thousands of redraws
+    print(f"writing {n} trials to {path} ...", file=sys.stderr)
+    study.optimize(get_strategy("random", bench.space, seed=0), bench, n_trials=n, progress=False)
     print(f"wrote {n} trials in {time.perf_counter() - t0:.0f} s to {path}", file=sys.stderr)
     study.storage.close()
     return name
