@@ -28,7 +28,8 @@ def test_every_command_has_examples_that_parse(capsys):
     parser = build_parser()
     examples = example_commands(parser)
     names = {" ".join(path) for path, _ in commands(parser)}
-    assert set(examples) == names  # the top level and every (sub-)command
+    missing = sorted(names - set(examples))  # the top level and every (sub-)command has examples
+    assert not missing, f"no --help examples for {missing}: add them to nasforge.cli.examples.EXAMPLES"
     assert set(EXAMPLES) <= names  # no examples of a command that does not exist
     for name, lines in examples.items():
         assert lines, name
@@ -96,3 +97,12 @@ def test_budgets_are_whole_numbers_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)
     assert exc.value.code == 2 and "expected a whole number >= 1" in capsys.readouterr().err
+
+
+def test_search_progress_bar_shows_the_best_so_far(capsys):
+    assert main(["search", "--benchmark", "nbgraph:cora", "--budget", "5", "--storage", ":memory:", "--study", "b"]) == 0
+    captured = capsys.readouterr()
+    bar = captured.err.replace("\r", "\n").strip().splitlines()[-1]
+    best = next(line for line in captured.out.splitlines() if line.strip().startswith("valid_perf = "))
+    assert bar.startswith("b: 100%") and "5/5" in bar
+    assert f"best valid_perf={float(best.split()[2]):.4g}" in bar  # the bar's label is the study's best

@@ -402,7 +402,7 @@ class Study:
         beat = _Heartbeat(self.storage, self._id, self._worker, heartbeat_interval)  # type: ignore[arg-type]
         inflight: dict[int, Trial] = {}
         last_reap = time.perf_counter()
-        last_postfix = 0.0
+        last_postfix, postfix_every = 0.0, 0.5
         metric, extra = self.metric, self.metrics[1:]
         ex.start(estimator, catch)
         try:
@@ -419,6 +419,10 @@ class Study:
                         ex.submit(trial.number, trial.suggestion.arch, trial.fidelity)
                 if not inflight:
                     if (left is not None and left <= 0) or not self._others_active(n_trials, max_cost):
+                        if bar is not None:  # the bar ends with the study's best, however recent
+                            best = self.best_trial
+                            if best is not None:
+                                bar.set_postfix_str(f"best {metric}={best.value:.4g}", refresh=False)
                         break
                     time.sleep(min(0.2, heartbeat_interval))  # others' trials may come back re-queued
                 wait = heartbeat_interval if left is None or left <= 0 else min(heartbeat_interval, left)
@@ -441,9 +445,12 @@ class Study:
                     if bar is not None:
                         bar.update(1)
                         now = time.perf_counter()
-                        if now - last_postfix > 0.5:  # best_trial reads every trial: twice a second
-                            last_postfix = now
+                        if now - last_postfix > postfix_every:
+                            # best_trial reads every trial: at most twice a second, and at most 5% of the
+                            # time (a large study's read would otherwise come after every trial)
                             best = self.best_trial
+                            last_postfix = time.perf_counter()
+                            postfix_every = max(0.5, 20 * (last_postfix - now))
                             if best is not None:
                                 bar.set_postfix_str(f"best {metric}={best.value:.4g}", refresh=False)
                 if time.perf_counter() - last_reap > heartbeat_interval and not isinstance(self.storage,
