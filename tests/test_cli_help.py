@@ -106,3 +106,13 @@ def test_search_progress_bar_shows_the_best_so_far(capsys):
     best = next(line for line in captured.out.splitlines() if line.strip().startswith("valid_perf = "))
     assert bar.startswith("b: 100%") and "5/5" in bar
     assert f"best valid_perf={float(best.split()[2]):.4g}" in bar  # the bar's label is the study's best
+
+
+def test_proxies_ends_with_where_its_scores_are(tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    argv = ["proxies", "--n", "2", "--proxies", "params,naswot", "--dataset", "digits", "--C", "4", "--N", "1",
+            "--batch-size", "16", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert last.startswith(f"scores: {out.resolve()} ") and out.is_file()
+    assert len(out.read_text().strip().splitlines()) == 3  # a header and one row per architecture

@@ -92,6 +92,7 @@ def cmd_proxies(args: argparse.Namespace) -> int:
           f"{args.threads} thread(s))")
     if args.benchmark is not None:
         _report(args, space, archs, rows, proxies, top_k)
+    print(f"\nscores: {out.resolve()} (one row per architecture; the same command again reuses them)")
     return 0
 
 
