@@ -82,6 +82,17 @@ def test_bad_spaces_are_clear_errors(bad, message):
         ChoiceSpace({"a": [1]}, builder="make_cnn")
 
 
+@pytest.mark.parametrize("returned", [None, "conv", nn.ReLU, [nn.ReLU()]])
+def test_a_builder_returning_a_non_module_is_a_clear_error(returned):
+    space = ChoiceSpace({"depth": [1, 2]}, builder=lambda cfg, **_: returned, name="broken")
+    with pytest.raises(NasforgeError) as err:
+        space.build(space.parse("depth=2"), num_classes=10)
+    msg = str(err.value)
+    assert "\n" not in msg and "'broken'" in msg and "depth=2" in msg and "must return a torch.nn.Module" in msg
+    assert type(returned).__name__ in msg
+    assert isinstance(SPACE.build(SPACE.parse("depth=1,width=16,act=relu,dropout=0.0")), nn.Module)
+
+
 @pytest.mark.parametrize("text, message", [
     ("depth=2,width=16,act=gelu", "missing choice 'dropout'"),
     ("depth=2,width=16,act=gelu,dropout=0.2,x=1", "unknown choice 'x'"),

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.errors import NasforgeError
+from nasforge.errors import NasforgeError, shorten
 from nasforge.spaces.base import SearchSpace
 
 _SCALARS = (str, int, float, bool)
@@ -183,7 +183,13 @@ class ChoiceSpace(SearchSpace):
     def build(self, arch: Any, **kwargs: Any) -> Any:
         if self.builder is None:
             raise NasforgeError(f"space {self.name!r} has no builder; give ChoiceSpace(..., builder=fn)")
-        return self.builder(self.config_of(arch), **kwargs)
+        from torch import nn
+
+        net = self.builder(self.config_of(arch), **kwargs)
+        if not isinstance(net, nn.Module):
+            raise NasforgeError(f"the builder of space {self.name!r} returned {shorten(net, 80)} "
+                                f"({type(net).__name__}) for {self.format(arch)}; it must return a torch.nn.Module")
+        return net
 
     def __contains__(self, arch: object) -> bool:
         try:
