@@ -162,9 +162,8 @@ def test_gdas_runs_exactly_one_operation_per_edge(digits):
     m.begin_epoch(4, 5)
     assert m.tau == pytest.approx(0.1)
     # outside the context every operation computes again
-    with OnePath(model, (0,) * lay.n_edges):
-        pass
-    calls.clear()
+    assert all("forward" not in mod.__dict__ for e in range(lay.n_edges) for k in range(len(lay.ops[e]))
+               for mod in model.candidate_modules(e, k))
 
 
 def test_drnas_dirichlet_draws_and_regulariser(digits):
@@ -302,3 +301,25 @@ def test_cli_search_and_resume(tmp_path, capsys):
     darts = ["oneshot", "search", "--method", "darts", "--space", "darts", "--run", str(tmp_path / "d"), "--C", "2",
              "--layers", "3", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--quiet"]
     assert main([*darts, "--lookup"]) == 2  # the DARTS space has no table to look the cell up in
+
+
+def test_one_path_on_the_darts_supernet_computes_the_path():
+    from nasforge.oneshot.train import build_supernet
+
+    ds = load_dataset("digits", seed=0)
+    model = build_supernet(ds, "darts", seed=0, C=2, layers=3)
+    model.eval()
+    lay = model.layout
+    rng = np.random.default_rng(1)
+    idx = lay.draw(lay.uniform(model.allowed), rng)
+    onehot = torch.zeros(lay.n_edges, lay.n_ops)
+    onehot[torch.arange(lay.n_edges), torch.as_tensor(idx)] = 1.0
+    x = torch.as_tensor(ds.x_val[:4])
+    with torch.no_grad():
+        full = model(x, weights=onehot)
+        with OnePath(model, idx):
+            one = model(x, weights=onehot)
+        path = model(x, arch=idx)
+    assert torch.allclose(one, full, atol=1e-5) and torch.allclose(one, path, atol=1e-5)
+    assert all("forward" not in m.__dict__ for e in range(lay.n_edges) for k in range(len(lay.ops[e]))
+               for m in model.candidate_modules(e, k))
