@@ -43,9 +43,9 @@ NEIGHBOUR = "while True:\n    pass\n"
 
 def run_search(policy: str, budget: int, folder: str) -> dict[str, float | str]:
     """One search in a child process: wall seconds, CPU seconds, search seconds, threads line."""
-    args = ["search", "--budget", str(budget), "--storage", "sqlite:///" + os.path.join(folder, f"{policy}.db"),
-            "--workdir", os.path.join(folder, "runs"), "--study", f"{policy}-{time.monotonic_ns()}",
-            "--dataset", "digits", "--quiet"]
+    run = f"{policy}-{time.monotonic_ns()}"  # a new database each time: the default study name is fixed
+    args = ["search", "--budget", str(budget), "--storage", "sqlite:///" + os.path.join(folder, f"{run}.db"),
+            "--workdir", os.path.join(folder, run), "--quiet"]
     if policy == "chosen":
         cmd = [sys.executable, "-m", "nasforge", *args]
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
@@ -71,7 +71,7 @@ def main() -> int:
     ap.add_argument("--policies", default="chosen,all-cores")
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
-    print(f"{os.cpu_count()} CPU(s), affinity {len(os.sched_getaffinity(0))}; nasforge search --dataset digits "
+    print(f"{os.cpu_count()} CPU(s), affinity {len(os.sched_getaffinity(0))}; nasforge search "
           f"(the embedded default task) --budget {args.budget}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="busy-neighbour-") as folder:

@@ -49,7 +49,7 @@ def main() -> int:
             for value in values:
                 if value == "" and flag in EMPTY_IS_DEFAULT:
                     continue
-                expect = (flag, value[:40].split("\n")[0]) if value not in ("", "{tmp}") else (
+                expect = (flag, value[:40].split("\n")[0]) if value != "" else (
                     flag, f"{flag.lstrip('-').replace('-', '_')} ''")
                 record(f"generated: {prefix[0]}", (*prefix, flag, value), expect)
         for text in BAD_ARCHS:

@@ -7,7 +7,7 @@ Placeholders: ``{db}`` the SQLite URL of a database with a table study ``tab`` (
 Cora, shipped with its package) and a training study ``tr`` (digits); ``{ro}`` the same file
 opened read-only; ``{bad}`` a copy whose pages after the first are overwritten; ``{missing}`` a
 folder that does not exist; ``{tmp}`` the scratch folder; ``{workdir}`` the training study's
-work folder. The ``supernet`` commands are validated in the one-shot package and tested there.
+work folder.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ LISTED: list[Case] = [
     _c("x.png", "19 traceback", "bench", "--plot", "{missing}/dir/x.png", "--seeds", "1", "--at", "5"),
     _c("--strategies ''", "19 traceback", "bench", "--strategies", ""),
     _c("',,,'", "19 traceback", "bench", "--strategies", ",,,"),
+    _c("/proc/forbidden", "19 traceback", "supernet", "train", "--run", "/proc/forbidden"),
     # issue 19, silently accepted
     _c("C 0", "19 silent", "search", "--dataset", "digits", "--C", "0", "--storage", "{db}"),
     _c("N -1", "19 silent", "search", "--dataset", "digits", "--N", "-1", "--storage", "{db}"),
@@ -72,6 +73,7 @@ LISTED: list[Case] = [
     _c("x.csv", "19 silent", "proxies", "--out", "{missing}/x.csv", "--n", "2"),
     _c("x.png", "19 silent", "front", "tab", "--plot", "{missing}/x.png", "--storage", "{db}"),
     _c("one objective", "19 silent", "front", "tab", "--storage", "{db}"),
+    _c("--image-size 0", "19 silent", "supernet", "train", "--run", "{tmp}/run", "--image-size", "0"),
     # issue 20
     _c("'../../x'", "20.2", "search", "--dataset", "digits", "--study", "../../x", "--storage", "{db}",
        "--workdir", "{tmp}/runs"),

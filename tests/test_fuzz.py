@@ -50,7 +50,8 @@ def test_generated_bad_options_are_one_line_errors(sandbox, option, data):
         return  # an empty name means "not given" for these (the default is used)
     # the message names the value, or the option (argparse, for a value it takes for an option)
     # (an empty value is named as the setting it fills, e.g. "space ''" for --space '')
-    expect = (flag, _named(value)) if value not in ("", "{tmp}") else (flag, f"{flag.lstrip('-').replace('-', '_')} ''")
+    # (a folder given where a file or a dataset is expected is named by its path)
+    expect = (flag, _named(value)) if value != "" else (flag, f"{flag.lstrip('-').replace('-', '_')} ''")
     _assert_clean(sandbox, (*prefix, flag, value), expect)
 
 

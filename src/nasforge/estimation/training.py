@@ -79,8 +79,9 @@ class TrainingEstimator(Estimator):
     Threads: ``threads`` sets ``torch.set_num_threads`` once at construction (default:
     :func:`free_cores`, the cores this process may use that other processes leave idle). More
     threads than free cores is the one thing to avoid: on a shared machine the intra-op threads
-    wait for each other at every operation, and a search on 2 cores beside one busy process ran
-    10-20x slower than alone (docs/benchmarks.md, issue 19).
+    wait for each other at every operation: on 2 cores already shared with other work, 20 trials
+    of the default search took 322 s with 2 threads against 32 s with the 1 thread chosen here
+    (docs/benchmarks.md, issue 19).
 
     Settings are checked at construction, and one network is built there (the first
     architecture of ``space.sample`` with a fixed generator), so a space that cannot build a
