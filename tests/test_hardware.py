@@ -34,15 +34,16 @@ def test_flop_conventions_on_a_hand_counted_network():
     assert full.total == conv + lin + pool + 2 * 256 + 256 + 4 * 16  # BN 2/elt, ReLU 1/elt, global pool input
     assert full.by_type["BatchNorm2d"] == 512 and full.convention == "full"
     assert net.training  # mode restored
-    with pytest.raises(NasforgeError, match="unknown FLOP convention 'macs'"):
-        count_flops(net, (3, 8, 8), "macs")
+    assert count_flops(net, (3, 8, 8), "macs").total == 9 * 3 * 4 * 64 + 4 * 5  # weights only, no biases
+    with pytest.raises(NasforgeError, match="unknown FLOP convention 'mac'"):
+        count_flops(net, (3, 8, 8), "mac")
 
 
 @pytest.mark.parametrize("arch,C,N,side,nc", [(R1, 4, 1, 8, 10), (R2, 8, 1, 16, 3),
                                               (("nor_conv_3x3",) * 6, 4, 2, 8, 5), (("none",) * 6, 4, 1, 8, 10)])
 def test_closed_form_flops_and_params_equal_the_counted_ones(arch, C, N, side, nc):
     net = SPACE.build(arch, C=C, N=N, num_classes=nc, input_size=side)
-    for conv in ("nb201", "nb201+pool", "full"):
+    for conv in ("macs", "nb201", "nb201+pool", "full"):
         assert count_flops(net, (3, side, side), conv).total == nb201_flops(arch, C=C, N=N, num_classes=nc,
                                                                             input_size=side, convention=conv)
     assert count_params(net) == nb201_param_count(arch, C=C, N=N, num_classes=nc)

@@ -6,6 +6,10 @@ methods. :mod:`nasforge.estimation.hardware` re-exports these functions.
 
 FLOP conventions (``convention=``), all in multiply-accumulates (MACs) per sample:
 
+``"macs"``
+    Weights only: convolutions ``k_h*k_w*C_in/groups*C_out*H_out*W_out`` and linear layers
+    ``in*out``, no bias terms, nothing else (the convention of the DARTS and MobileNet papers'
+    "multiply-adds").
 ``"nb201"`` (default)
     The official NAS-Bench-201 counter (``get_model_infos`` of the benchmark's code): convolutions
     ``k_h*k_w*C_in/groups*C_out*H_out*W_out`` (+ ``C_out*H_out*W_out`` with a bias), linear layers
@@ -29,8 +33,8 @@ from typing import Any
 
 from nasforge.errors import NasforgeError, unknown
 
-FLOP_CONVENTIONS = ("nb201", "nb201+pool", "full")
-_LEVEL = {"nb201": 0, "nb201+pool": 1, "full": 2}
+FLOP_CONVENTIONS = ("macs", "nb201", "nb201+pool", "full")
+_LEVEL = {"macs": 0, "nb201": 0, "nb201+pool": 1, "full": 2}
 
 
 def check_convention(convention: str) -> None:
@@ -59,9 +63,11 @@ class FlopCount:
         return self.total / 1e6
 
 
-def _count_by_level(model: Any, input_shape: Sequence[int]) -> tuple[tuple[int, ...], dict[str, tuple[int, int]]]:
-    """One hooked forward pass: {module type: (convention level, MACs)}; level 0 counts in every
-    convention, 1 from ``nb201+pool`` on, 2 only in ``full``."""
+def _count_by_level(model: Any, input_shape: Sequence[int]
+                    ) -> tuple[tuple[int, ...], dict[str, tuple[int, int]], dict[str, int]]:
+    """One hooked forward pass: {module type: (convention level, MACs)}, and the bias terms inside
+    the level-0 counts {module type: adds}; level 0 counts in every convention (less the biases in
+    ``macs``), 1 from ``nb201+pool`` on, 2 only in ``full``."""
     import torch
     from torch import nn
 
@@ -69,19 +75,22 @@ def _count_by_level(model: Any, input_shape: Sequence[int]) -> tuple[tuple[int, 
     if not shape or any(s < 1 for s in shape):
         raise NasforgeError(f"input_shape must be positive sizes without the batch dimension, got {input_shape!r}")
     counts: dict[str, tuple[int, int]] = {}
+    biases: dict[str, int] = {}
 
-    def add(m: nn.Module, level: int, n: float) -> None:
+    def add(m: nn.Module, level: int, n: float, bias: int = 0) -> None:
         k = type(m).__name__
-        counts[k] = (level, counts.get(k, (level, 0))[1] + int(round(n)))
+        counts[k] = (level, counts.get(k, (level, 0))[1] + int(round(n)) + bias)
+        if bias:
+            biases[k] = biases.get(k, 0) + bias
 
     def conv(m: nn.Module, inp: tuple, out: Any) -> None:
         per_pos = math.prod(m.kernel_size) * m.in_channels // m.groups * m.out_channels
         positions = out.numel() // out.shape[1]  # batch x spatial
-        add(m, 0, per_pos * positions + (m.out_channels * positions if m.bias is not None else 0))
+        add(m, 0, per_pos * positions, m.out_channels * positions if m.bias is not None else 0)
 
     def linear(m: nn.Module, inp: tuple, out: Any) -> None:
         rows = out.numel() // m.out_features
-        add(m, 0, rows * m.in_features * m.out_features + (rows * m.out_features if m.bias is not None else 0))
+        add(m, 0, rows * m.in_features * m.out_features, rows * m.out_features if m.bias is not None else 0)
 
     def pool(m: nn.Module, inp: tuple, out: Any) -> None:
         ks = m.kernel_size
@@ -118,12 +127,14 @@ def _count_by_level(model: Any, input_shape: Sequence[int]) -> tuple[tuple[int, 
         for h in handles:
             h.remove()
         model.train(was_training)
-    return shape, counts
+    return shape, counts, biases
 
 
-def _flop_count(shape: tuple[int, ...], counts: dict[str, tuple[int, int]], convention: str) -> FlopCount:
+def _flop_count(shape: tuple[int, ...], counts: dict[str, tuple[int, int]], biases: dict[str, int],
+                convention: str) -> FlopCount:
     top = _LEVEL[convention]
-    by_type = {k: n for k, (lvl, n) in sorted(counts.items()) if lvl <= top}
+    less = biases if convention == "macs" else {}
+    by_type = {k: n - less.get(k, 0) for k, (lvl, n) in sorted(counts.items()) if lvl <= top}
     return FlopCount(int(sum(by_type.values())), by_type, convention, shape)
 
 
@@ -140,8 +151,8 @@ def count_flops(model: Any, input_shape: Sequence[int], convention: str = "nb201
 
 def count_flops_all(model: Any, input_shape: Sequence[int]) -> dict[str, FlopCount]:
     """:func:`count_flops` in every convention, from one forward pass."""
-    shape, counts = _count_by_level(model, input_shape)
-    return {c: _flop_count(shape, counts, c) for c in FLOP_CONVENTIONS}
+    shape, counts, biases = _count_by_level(model, input_shape)
+    return {c: _flop_count(shape, counts, biases, c) for c in FLOP_CONVENTIONS}
 
 
 __all__ = ["FLOP_CONVENTIONS", "FlopCount", "check_convention", "count_params", "count_flops", "count_flops_all"]

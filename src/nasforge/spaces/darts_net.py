@@ -134,31 +134,9 @@ def darts_flops(arch: Any, C: int = 36, layers: int = 20, num_classes: int = 10,
     arch = _SPACE.coerce(arch)
     net = DartsNetwork(arch, C=C, layers=layers, num_classes=num_classes, stem_multiplier=stem_multiplier,
                        in_channels=in_channels, input_size=input_size)
-    net.eval()
-    total = 0
+    from nasforge.spaces.counting import count_flops
 
-    def conv_hook(mod: nn.Conv2d, _inp: Any, out: Tensor) -> None:
-        nonlocal total
-        kh, kw = mod.kernel_size
-        total += out[0].numel() * (mod.in_channels // mod.groups) * kh * kw
-
-    def linear_hook(mod: nn.Linear, _inp: Any, out: Tensor) -> None:
-        nonlocal total
-        total += mod.in_features * mod.out_features
-
-    handles = []
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, in_channels, input_size, input_size))
-    finally:
-        for h in handles:
-            h.remove()
-    return int(total)
+    return int(count_flops(net, (in_channels, input_size, input_size), "macs").total)
 
 
 # --- operations -------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ biases are not counted. It is the convention of the NAS-Bench-Macro code base's 
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
@@ -210,33 +209,11 @@ def mbconv_macs(cin: int, cout: int, kernel: int, expansion: int, stride: int, s
 
 def count_macs(model: nn.Module, input_size: int, in_channels: int = 3) -> int:
     """Multiply-adds of ``model`` for one ``input_size`` x ``input_size`` image, counted by forward
-    hooks on every ``Conv2d`` and ``Linear`` (module docstring's convention). Used to check the
-    closed forms."""
-    total = [0]
+    hooks on every ``Conv2d`` and ``Linear`` (the ``"macs"`` convention of
+    :mod:`nasforge.spaces.counting`). Used to check the closed forms."""
+    from nasforge.spaces.counting import count_flops
 
-    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
-        k = m.kernel_size[0] * m.kernel_size[1]
-        total[0] += m.in_channels // m.groups * m.out_channels * k * out.shape[2] * out.shape[3]
-
-    def linear_hook(m: nn.Linear, _inp: Any, _out: torch.Tensor) -> None:
-        total[0] += m.in_features * m.out_features
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, input_size, input_size))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return total[0]
+    return int(count_flops(model, (in_channels, input_size, input_size), "macs").total)
 
 
 __all__ = [

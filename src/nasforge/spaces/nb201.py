@@ -379,7 +379,7 @@ def nb201_flops(arch: Any, C: int = 16, N: int = 5, num_classes: int = 10, in_ch
         if full:
             cell += 3 * (e3 + e1) * elems
         total += N * cell
-    total += c * num_classes + num_classes  # classifier with bias
+    total += c * num_classes + (0 if convention == "macs" else num_classes)  # classifier (+ its bias)
     if full:
         total += 3 * c * h * h + c * h * h  # lastact BN (2) + ReLU (1), global pooling input
     return int(total)
