@@ -27,6 +27,11 @@ from nasforge.estimation.base import Estimator, Measurement
 from nasforge.spaces.base import SearchSpace
 
 
+#: the optimisers training accepts, and each one's learning rate when none is given
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw", "nero")
+DEFAULT_LR: dict[str, float] = {"sgd": 0.1, "adamw": 1e-3, "nero": 0.01}
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -70,8 +75,20 @@ class TrainingEstimator(Estimator):
 
     Metrics: ``valid_acc`` / ``valid_loss`` (the validation split: what search selects by),
     ``test_acc`` / ``test_loss`` (reported only), ``train_loss``, ``train_acc``, ``params``,
-    ``epochs``, ``train_seconds``. Optimisers: ``"sgd"`` (Nesterov momentum 0.9) or
-    ``"adamw"``, each with a cosine learning-rate schedule over ``max_epochs``, per step.
+    ``epochs``, ``train_seconds``. Optimisers: ``"sgd"`` (Nesterov momentum 0.9, lr 0.1),
+    ``"adamw"`` (lr 1e-3) or ``"nero"`` (:class:`~nasforge.estimation.nero.Nero`, lr 0.01, no
+    weight decay: its balanced neurons have a fixed norm), each with a cosine learning-rate
+    schedule over ``max_epochs``, per step.
+
+    Knowledge distillation: with a ``teacher`` (any ``nn.Module`` mapping the dataset's inputs to
+    logits, e.g. another estimator's ``trained_model(arch)``; it runs in eval mode and is never
+    updated) the loss is ``(1 - kd_weight) * CE + kd_weight * T^2 KL(teacher/T || student/T)`` at
+    temperature ``kd_temperature``; ``distiller="diswot"`` adds ``diswot_weight`` times DisWOT's
+    semantic and relation distances between teacher and student
+    (:func:`~nasforge.estimation.distill.diswot_distances`) on each batch.
+
+    ``flatness=True`` adds GeNAS's ``flatness`` of the trained minimum on the validation split
+    (:func:`~nasforge.estimation.flatness.genas_flatness`, noise seeded from the architecture).
     ``augment``: ``"auto"`` takes the dataset's suggestion (crop+flip for CIFAR), or
     ``"crop_flip"``/``None``. A NaN/inf loss raises :class:`TrainingDiverged` (the study
     marks the trial failed and goes on).
@@ -112,9 +129,22 @@ class TrainingEstimator(Estimator):
         threads: int | None = None,
         eval_batch_size: int = 1024,
         cost_unit: str = "seconds",
+        teacher: torch.nn.Module | None = None,
+        kd_temperature: float = 4.0,
+        kd_weight: float = 0.9,
+        distiller: str = "kd",
+        diswot_weight: float = 1.0,
+        flatness: bool = False,
     ) -> None:
-        if optimizer not in ("sgd", "adamw"):
-            raise NasforgeError(f"unknown optimizer {optimizer!r}; allowed: sgd, adamw")
+        if optimizer not in OPTIMIZERS:
+            raise NasforgeError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+        if teacher is not None and not isinstance(teacher, torch.nn.Module):
+            raise NasforgeError(f"bad teacher {type(teacher).__name__}: expected a torch.nn.Module or None")
+        if distiller not in ("kd", "diswot"):
+            raise NasforgeError(f"unknown distiller {distiller!r}; allowed: kd, diswot")
+        from nasforge.estimation.distill import check_distill_settings
+
+        kd_temperature, kd_weight, diswot_weight = check_distill_settings(kd_temperature, kd_weight, diswot_weight)
         if augment == "auto":
             augment = dataset.augment
         if augment not in (None, "crop_flip"):
@@ -139,7 +169,11 @@ class TrainingEstimator(Estimator):
         self.max_epochs = int(max_epochs)
         self.fidelities = tuple(float(e) for e in range(1, self.max_epochs + 1))
         self.optimizer = optimizer
-        self.lr = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
+        self.lr = lr if lr is not None else DEFAULT_LR[optimizer]
+        self.teacher, self.distiller, self.flatness = teacher, distiller, bool(flatness)
+        self.kd_temperature, self.kd_weight, self.diswot_weight = kd_temperature, kd_weight, diswot_weight
+        if teacher is not None:
+            teacher.eval()
         self.weight_decay, self.batch_size, self.label_smoothing = weight_decay, int(batch_size), label_smoothing
         self.augment = augment
         self.net = dict(net or {})
@@ -203,6 +237,10 @@ class TrainingEstimator(Estimator):
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         if self.optimizer == "sgd":
             opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=0.9, nesterov=True)
+        elif self.optimizer == "nero":
+            from nasforge.estimation.nero import Nero
+
+            opt = Nero(model.parameters(), lr=self.lr)
         else:
             opt = torch.optim.AdamW(groups, lr=self.lr)
         gen = torch.Generator().manual_seed(arch_seed(self.seed + 1, self.space.format(arch)))
@@ -266,8 +304,11 @@ class TrainingEstimator(Estimator):
             lr_scale = 0.5 * (1.0 + math.cos(math.pi * st.step / total))
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_scale
-            out = model(x)
-            loss = F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+            if self.teacher is None:
+                out = model(x)
+                loss = F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+            else:
+                out, loss = self._distill_loss(model, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -279,6 +320,23 @@ class TrainingEstimator(Estimator):
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss is {train_loss} after epoch {st.epochs + 1}")
         return train_loss, 100.0 * float(correct) / n
+
+    def _distill_loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(student logits, loss) of one batch under knowledge distillation."""
+        from nasforge.estimation.distill import diswot_distances, kd_loss, run_tapped
+
+        assert self.teacher is not None
+        self.teacher.eval()
+        with torch.no_grad():
+            t_out = run_tapped(self.teacher, x) if self.distiller == "diswot" else (self.teacher(x),)
+        s_out = run_tapped(model, x) if self.distiller == "diswot" else (model(x),)
+        ce = F.cross_entropy(s_out[0], y, label_smoothing=self.label_smoothing)
+        loss = (1.0 - self.kd_weight) * ce + self.kd_weight * kd_loss(s_out[0], t_out[0], self.kd_temperature)
+        if self.distiller == "diswot" and self.diswot_weight > 0:
+            sem, rel = diswot_distances(t_out, s_out, y)  # type: ignore[arg-type]
+            loss = loss + self.diswot_weight * (sem + rel)
+        return s_out[0], loss
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, split: str) -> tuple[float, float]:
@@ -319,13 +377,20 @@ class TrainingEstimator(Estimator):
                    "train_seconds": st.seconds}
         if not math.isnan(train_loss):
             metrics.update(train_loss=train_loss, train_acc=train_acc)
+        if self.flatness:
+            from nasforge.estimation.flatness import genas_flatness
+
+            metrics["flatness"], _ = genas_flatness(st.model, self._x["valid"], self._y["valid"],
+                                                    seed=arch_seed(self.seed + 2, text),
+                                                    batch_size=self.eval_batch_size)
         cost = seconds if self.cost_unit == "seconds" else float(st.epochs - done_before)
         return Measurement(metrics, cost, float(epochs), {"epochs_trained": st.epochs - done_before})
 
     @property
     def metric_names(self) -> list[str]:
-        return ["valid_acc", "valid_loss", "test_acc", "test_loss", "train_loss", "train_acc", "params",
-                "epochs", "train_seconds"]
+        names = ["valid_acc", "valid_loss", "test_acc", "test_loss", "train_loss", "train_acc", "params",
+                 "epochs", "train_seconds"]
+        return names + (["flatness"] if self.flatness else [])
 
     def __repr__(self) -> str:
         return (f"TrainingEstimator({self.space.name}, {self.dataset.name}, max_epochs={self.max_epochs}, "

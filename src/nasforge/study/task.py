@@ -33,7 +33,7 @@ DEFAULT_DATASET = "digits"
 #: one cell, and a 40-trial search stays about a minute on idle cores (docs/benchmarks.md, issue 19).
 DEFAULT_TASK: dict[str, Any] = {"dataset": DEFAULT_DATASET, "n_train": 200}
 #: the optimizers training accepts
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "nero")
 #: the settings that define a search (stored with its study; a resumed study must not change them)
 SEARCH_KEYS: tuple[str, ...] = (
     "benchmark", "dataset", "space", "strategy", "seed", "metric", "direction", "fidelity", "params", "constraints",
