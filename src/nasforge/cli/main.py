@@ -424,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None, help="epochs of a full evaluation (default 10)")
     t.add_argument("--C", type=int, default=None, help="channels of the first stage (default 8)")
     t.add_argument("--N", type=int, default=None, help="cells per stage (default 1)")
-    t.add_argument("--optimizer", choices=("sgd", "adamw"), default=None, help="optimiser (default sgd)")
+    t.add_argument("--optimizer", choices=("sgd", "adamw", "nero"), default=None,
+                   help="optimiser (default sgd; nero: per-neuron normalised updates, lr 0.01)")
     t.add_argument("--lr", type=finite_float, default=None, help="peak learning rate, cosine schedule")
     t.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="minibatch size")
     t.add_argument("--weight-decay", dest="weight_decay", type=finite_float, default=None, help="weight decay")
