@@ -265,3 +265,56 @@ def test_cli_transfer_bank_and_search(tmp_path, capsys, synth_family):
     assert main(["transfer", "bank", "--storage", url, "--bank-study", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no study 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+# --- growing data (AdaXpert) ----------------------------------------------------------------------
+def test_growing_snapshots_are_nested_and_keep_their_classes():
+    from nasforge.data import load_digits
+    from nasforge.transfer.adaxpert import data_shift, growing_snapshots
+
+    d = load_digits(seed=0)
+    vol = growing_snapshots(d, [100, 200, 400], seed=1)
+    assert [len(s.y_train) for s in vol] == [100, 200, 400]
+    for a, b in zip(vol, vol[1:]):  # nested: every earlier training image is still there
+        rows = {x.tobytes() for x in b.x_train}
+        assert all(x.tobytes() in rows for x in a.x_train)
+    sh = data_shift(vol[0], vol[1])
+    assert sh["new_fraction"] == pytest.approx(0.5) and sh["class_tv"] < 0.15
+    cls = growing_snapshots(d, [150, 300], [3, 6], seed=1)
+    assert set(cls[0].y_train) == {0, 1, 2} and cls[0].num_classes == 3 and set(cls[0].y_test) == {0, 1, 2}
+    assert set(cls[1].y_train) == set(range(6)) and set(cls[1].y_val) == set(range(6))
+    shc = data_shift(cls[0], cls[1])
+    assert shc["class_tv"] > 0.4 and shc["extent"] >= shc["class_tv"]
+    with pytest.raises(NasforgeError, match="snapshots must grow"):
+        growing_snapshots(d, [200, 100])
+    with pytest.raises(NasforgeError, match="asks for more than"):
+        growing_snapshots(d, [100, 500], [2, 2])
+
+
+def test_adjuster_follows_the_extent_and_the_condition_skips_small_shifts():
+    from nasforge.transfer.adaxpert import adaxpert, adjust
+
+    arch = SPACE.parse("|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|nor_conv_1x1~1|skip_connect~2|")
+    rng = np.random.default_rng(0)
+    small, large = adjust(SPACE, arch, 0.1, rng, 6), adjust(SPACE, arch, 0.9, rng, 6)
+    assert len(small) == 1 and len(large) == 6 and set(large) <= set(SPACE.neighbors(arch))
+    f0 = SPACE.flops(arch)
+    assert all(SPACE.flops(a) > f0 for a in large[:3])  # a large shift grows the cell first
+    with pytest.raises(NasforgeError, match="extent"):
+        adjust(SPACE, arch, 1.5, rng)
+    target = table(3)
+    calls = []
+
+    def evaluate(a, k):
+        calls.append((SPACE.format(a), k))
+        return {"valid_acc": target.query(a, "valid_acc")}
+
+    shifts = [{"extent": 0.05, "class_tv": 0.0, "new_fraction": 0.05}, {"extent": 0.6, "class_tv": 0.3,
+                                                                         "new_fraction": 0.4}]
+    recs = adaxpert(SPACE, 3, evaluate, arch, shifts, threshold=0.2, max_candidates=4, seed=0)
+    assert [r["adapted"] for r in recs] == [False, True] and [r["evaluations"] for r in recs] == [1, 4]
+    assert recs[0]["arch"] == SPACE.format(arch) and not recs[0]["changed"]
+    assert recs[1]["metrics"]["valid_acc"] == max(v for (a, k), v in
+                                                   ((c, target.query(c[0], "valid_acc")) for c in calls) if k == 2)
+    with pytest.raises(NasforgeError, match="need 2 data shifts"):
+        adaxpert(SPACE, 3, evaluate, arch, shifts[:1])
