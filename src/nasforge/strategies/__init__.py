@@ -10,6 +10,7 @@ from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.blackbox import LocalSearch, RandomSearch, RegularizedEvolution
 from nasforge.strategies.bo import Bananas, GPBayesOpt
 from nasforge.strategies.multifidelity import ASHA, PASHA, Hyperband, SuccessiveHalving
+from nasforge.strategies.predictive import PredictorSearch
 from nasforge.strategies.multiobjective import (ChebyshevScalarization, MORandomSearch, MORegularizedEvolution,
                                                 MultiObjectiveStrategy, NSGA2)
 
@@ -23,6 +24,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "pasha": PASHA,
     "bo": GPBayesOpt,
     "bananas": Bananas,
+    "predictor": PredictorSearch,
     "nsga2": NSGA2,
     "mo-re": MORegularizedEvolution,
     "chebyshev": ChebyshevScalarization,
@@ -54,4 +56,4 @@ def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
 __all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch", "SuccessiveHalving",
            "Hyperband", "ASHA", "PASHA", "MULTI_FIDELITY", "GPBayesOpt", "Bananas",
            "NSGA2", "MORegularizedEvolution", "ChebyshevScalarization", "MORandomSearch",
-           "MultiObjectiveStrategy", "MULTI_OBJECTIVE", "get_strategy", "STRATEGIES"]
+           "MultiObjectiveStrategy", "MULTI_OBJECTIVE", "get_strategy", "STRATEGIES", "PredictorSearch"]

@@ -10,9 +10,10 @@ from nasforge.strategies.bo.batch import BATCH_METHODS, kdpp_quality, kriging_be
 from nasforge.strategies.bo.encodings import AdjacencyEncoder, PathEncoder, encode
 from nasforge.strategies.bo.gp import GaussianProcess, robust_cholesky
 from nasforge.strategies.bo.kernels import KERNELS, ArchKernel, KernelCache, get_kernel
+from nasforge.strategies.bo.predictors import BananasPredictor, GPKernelPredictor
 from nasforge.strategies.bo.strategy import GPBayesOpt
 
 __all__ = ["GPBayesOpt", "Bananas", "GaussianProcess", "robust_cholesky", "ArchKernel", "KernelCache", "get_kernel",
            "KERNELS", "ACQUISITIONS", "BATCH_METHODS", "expected_improvement", "upper_confidence_bound",
            "thompson_sample", "kdpp_quality", "kriging_believer", "random_batch", "sample_kdpp", "PathEncoder",
-           "AdjacencyEncoder", "encode"]
+           "AdjacencyEncoder", "encode", "GPKernelPredictor", "BananasPredictor"]

@@ -129,9 +129,6 @@ class Bananas(Strategy):
 
     def predict(self, train: list[Any], y: np.ndarray, cands: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and standard deviation of the (standardised) score at ``cands``."""
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPRegressor
-
         archs = list(train) + list(cands)
         paths = self.encoding in ("path", "trunc_path")
         X = self.encoder.matrix(archs, compact=True) if paths else self.encoder.matrix(archs)
@@ -140,18 +137,8 @@ class Bananas(Strategy):
         Xtr, Xc = X[: len(train)], X[len(train):]
         sd = float(y.std())
         yt = (y - y.mean()) / (sd if sd > 0 else 1.0)
-        preds = []
-        for _ in range(self.ensemble):
-            net = MLPRegressor(hidden_layer_sizes=self.hidden, learning_rate_init=self.lr, max_iter=self.epochs,
-                               random_state=int(self.rng.integers(2**31 - 1)), tol=0.0,
-                               n_iter_no_change=self.epochs + 1, alpha=1e-4)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                net.fit(Xtr, yt)
-            preds.append(net.predict(Xc))
-        P = np.asarray(preds)
         self._n_fits += 1
-        return P.mean(axis=0), P.std(axis=0)
+        return mlp_ensemble(Xtr, yt, Xc, self.ensemble, self.hidden, self.epochs, self.lr, self.rng)
 
     def _select(self) -> list[Suggestion]:
         cands = self.candidates()
@@ -166,3 +153,29 @@ class Bananas(Strategy):
             scores = mean
         order = np.argsort(-scores, kind="stable")[: self.k]
         return [self._claim(cands[j], phase="bananas", pred=round(float(mean[j]), 6)) for j in order]
+
+
+def fit_mlps(Xtr: np.ndarray, yt: np.ndarray, ensemble: int, hidden: tuple[int, ...], epochs: int, lr: float,
+             rng: np.random.Generator) -> list[Any]:
+    """BANANAS' predictor: ``ensemble`` MLPs (scikit-learn, Adam, full ``epochs``, each seeded from
+    ``rng``) fitted to ``(Xtr, yt)``."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    nets = []
+    for _ in range(ensemble):
+        net = MLPRegressor(hidden_layer_sizes=hidden, learning_rate_init=lr, max_iter=epochs,
+                           random_state=int(rng.integers(2**31 - 1)), tol=0.0,
+                           n_iter_no_change=epochs + 1, alpha=1e-4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            net.fit(Xtr, yt)
+        nets.append(net)
+    return nets
+
+
+def mlp_ensemble(Xtr: np.ndarray, yt: np.ndarray, Xc: np.ndarray, ensemble: int, hidden: tuple[int, ...],
+                 epochs: int, lr: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation at ``Xc`` of the predictions of :func:`fit_mlps`' ensemble."""
+    P = np.asarray([net.predict(Xc) for net in fit_mlps(Xtr, yt, ensemble, hidden, epochs, lr, rng)])
+    return P.mean(axis=0), P.std(axis=0)

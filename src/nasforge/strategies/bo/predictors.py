@@ -1,0 +1,96 @@
+"""The BO strategies' models as stand-alone predictors (the :class:`~nasforge.estimation.predictors.Predictor`
+interface): the exact GP on an architecture kernel, and the BANANAS ensemble of MLPs. Both are
+registered as ``gp`` and ``bananas`` in :mod:`nasforge.estimation.predictors`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nasforge.errors import NasforgeError
+from nasforge.estimation.predictors.base import Predictor, check_int
+from nasforge.estimation.predictors.registry import register_predictor
+from nasforge.spaces.base import SearchSpace
+from nasforge.strategies.bo.bananas import fit_mlps
+from nasforge.strategies.bo.encodings import ENCODINGS, default_encoding, encoder
+from nasforge.strategies.bo.gp import GaussianProcess, blas_single_thread
+from nasforge.strategies.bo.kernels import AUTO, KERNELS, KernelCache, default_kernel, get_kernel
+
+
+class GPKernelPredictor(Predictor):
+    """Exact GP with an architecture kernel (``kernel``: ``auto``, ``hamming``, ``path``, ``wl``,
+    ``tw``, ``tw2``, ``hot``, ``onehot``), hyperparameters by marginal likelihood, as the ``bo``
+    strategy fits it."""
+
+    name = "gp"
+    probabilistic = True
+
+    def __init__(self, space: SearchSpace, kernel: str = "auto", kernel_params: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(space, **kwargs)
+        if kernel != AUTO and kernel not in KERNELS:
+            raise NasforgeError(f"unknown kernel {kernel!r}; allowed: {AUTO}, {', '.join(KERNELS)}")
+        self.kernel_name = default_kernel(space) if kernel == AUTO else kernel
+        self.kernel_params = dict(kernel_params or {})
+        self.kernel = get_kernel(self.kernel_name, space, **self.kernel_params)
+        self._settle_params(kernel=self.kernel_name)
+
+    def _fit(self, archs: list[Any], z: np.ndarray) -> None:
+        self.cache = KernelCache(self.kernel)
+        for a in archs:
+            self.cache.add(a)
+        self.gp = GaussianProcess(self.kernel, transform="standard")
+        with blas_single_thread():
+            self.gp.fit(self.cache.C, z)
+
+    def _predict(self, archs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        with blas_single_thread():
+            mu, var = self.gp.predict(self.cache.cross(archs, keep=False))
+        return mu, np.sqrt(var)
+
+
+class BananasPredictor(Predictor):
+    """BANANAS' ensemble of MLPs (as the ``bananas`` strategy fits it) on the path encoding (or
+    ``adjacency``/``trunc_path``/``onehot``); the ensemble spread is its uncertainty."""
+
+    name = "bananas"
+    probabilistic = True
+
+    def __init__(self, space: SearchSpace, ensemble: int = 5, hidden: tuple[int, ...] | list[int] = (32, 32, 32),
+                 epochs: int = 200, lr: float = 0.01, truncate: int = 2, **kwargs: Any) -> None:
+        enc = kwargs.pop("encoding", "auto")
+        super().__init__(space, **kwargs)
+        if enc == "auto":
+            enc = default_encoding(space)
+        if enc not in ENCODINGS:
+            raise NasforgeError(f"unknown encoding {enc!r}; allowed: auto, {', '.join(ENCODINGS)}")
+        self.encoding = enc
+        self.ensemble = check_int("ensemble", ensemble, 1)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.truncate = check_int("truncate", truncate, 1)
+        self.hidden = tuple(int(h) for h in hidden)
+        if not self.hidden or min(self.hidden) < 1:
+            raise NasforgeError(f"bananas hidden must list positive layer widths, got {hidden!r}")
+        if not lr > 0:
+            raise NasforgeError(f"bananas lr must be > 0, got {lr!r}")
+        self.lr = float(lr)
+        self.encoder = encoder(space, enc, truncate=self.truncate)
+        self._settle_params(encoding=enc, hidden=list(self.hidden))
+
+    def _X(self, archs: list[Any]) -> np.ndarray:
+        return self.encoder.matrix(archs)
+
+    def _fit(self, archs: list[Any], z: np.ndarray) -> None:
+        with blas_single_thread():
+            self.nets = fit_mlps(self._X(archs), z, self.ensemble, self.hidden, self.epochs, self.lr, self.rng)
+
+    def _predict(self, archs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        X = self._X(archs)
+        with blas_single_thread():
+            P = np.asarray([net.predict(X) for net in self.nets])
+        return P.mean(axis=0), P.std(axis=0)
+
+
+register_predictor("gp", GPKernelPredictor)
+register_predictor("bananas", BananasPredictor)
