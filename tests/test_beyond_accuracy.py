@@ -213,3 +213,59 @@ def test_genas_flatness(space, digits):
     assert genas_flatness(wide, xs, ys, seed=1)[0] > genas_flatness(narrow, xs, ys, seed=1)[0]
     with pytest.raises(NasforgeError, match="noise levels"):
         genas_flatness(model, x, y, stds=[0.02, 0.01])
+
+
+# --- EVAS ---------------------------------------------------------------------------------------
+def test_ntk_condition_of_a_linear_map_is_one():
+    from nasforge.estimation.backdoor import ntk_condition
+
+    lin = nn.Linear(6, 4, bias=False)
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+    # J_n J_n^T = |x_n|^2 I for f = W x: every class alike
+    assert ntk_condition(lin, dict(lin.named_parameters()), x) == pytest.approx(1.0, rel=1e-9)
+    two = nn.Sequential(nn.Linear(6, 4, bias=False), nn.Linear(4, 3, bias=False))
+    assert ntk_condition(two, {"1.weight": two[1].weight}, x) == pytest.approx(1.0, rel=1e-9)
+    assert ntk_condition(two, {"0.weight": two[0].weight}, x) > 1.0
+
+
+def test_trigger_generator_area(digits):
+    from nasforge.estimation.backdoor import TriggerGenerator
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(digits.x_train[:20])
+    g = TriggerGenerator(1, area=0.25)
+    assert g(x).shape == x.shape
+    assert float(g.mask(x).detach().mean()) == pytest.approx(0.25, abs=0.08)
+    free = TriggerGenerator(1)
+    assert 0.0 <= float(free.mask(x).min()) and float(free.mask(x).max()) <= 1.0
+
+
+def test_backdoor_estimator_and_poisoned_training(space, digits):
+    from nasforge.estimation.backdoor import BackdoorEstimator, poisoned_training
+
+    est = BackdoorEstimator(space, digits, batch_size=8, seed=0, net=NET)
+    a, b = space.parse(CELL), space.sample(np.random.default_rng(3))
+    ma = est.estimate(a).metrics
+    assert ma == est.estimate(a).metrics and ma != est.estimate(b).metrics
+    assert ma["kappa_trigger"] >= 1.0 and ma["kappa_clean"] >= 1.0 and not est.higher_is_better("kappa_trigger")
+    from nasforge.data import from_arrays
+
+    small = from_arrays(digits.x_train[:320], digits.y_train[:320], digits.x_test[:200], digits.y_test[:200],
+                        name="digits-small", val_fraction=0.1)
+    r = poisoned_training(est.build(a), small, epochs=6, poison_rate=0.1, mask_budget=0.1, seed=0)
+    assert r["clean_acc"] > 30.0 and r["asr"] > 60.0  # the backdoor is learnt, the clean task too (chance: 10 %)
+    assert r["mask_area"] == pytest.approx(0.1, abs=0.05)
+    with pytest.raises(NasforgeError, match="target"):
+        poisoned_training(est.build(a), digits, target=10)
+
+
+def test_cli_audit(capsys):
+    import json
+
+    from nasforge.cli.main import main
+
+    assert main(["audit", CELL, "--C", "4", "--reference", "2", "--repeats", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["arch"] == CELL and len(out["reference_kappa_trigger"]) == 2 and 0 <= out["more_prone_than"] <= 1
+    assert main(["audit", CELL, "--target", "12"]) == 2
+    assert "bad --target 12" in capsys.readouterr().err
