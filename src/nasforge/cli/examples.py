@@ -56,6 +56,11 @@ EXAMPLES: dict[str, list[str]] = {
         "nasforge cost '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
         "--latency torch --json",
     ],
+    "audit": [
+        "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|'",
+        "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
+        "--train --epochs 5   # and the attack success rate after a short poisoned training",
+    ],
     "supernet": [
         "nasforge supernet train --run runs/spos --space nb201 --steps 2000",
         "nasforge supernet rank --run runs/spos --benchmark nb201:cifar10",
