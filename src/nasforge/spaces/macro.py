@@ -678,6 +678,13 @@ class MBV3Space(SearchSpace):
             cin = cout
         return out
 
+    def supernet_layout(self) -> Any:
+        """The supernet protocol of the space (:mod:`nasforge.spaces.mbv3_supernet`): per stage a
+        depth edge and 4 block edges of 12 configurations."""
+        from nasforge.spaces.mbv3_supernet import LAYOUT
+
+        return LAYOUT
+
     # --- networks and costs -----------------------------------------------------------------
     def default_net(self) -> dict[str, Any]:
         """The space's task: ``num_classes`` classes, ``input_size`` x ``input_size`` RGB."""

@@ -238,6 +238,26 @@ class SupernetLayout(ABC):
         out[edge] = int(k)
         return tuple(out)
 
+    # --- latency --------------------------------------------------------------------------------
+    def latency_model(self, table: Any) -> Any:
+        """The space's latency as per-choice costs (:class:`~nasforge.spaces.latency_model.AdditiveLatency`)
+        from ``table``. Here: a mapping of architectures (or their strings) to milliseconds, fitted
+        by least squares with one cost per (edge, operation); only where every combination of
+        choices is an architecture. Spaces with a lookup table of their own pieces override this."""
+        from nasforge.spaces.latency_model import fit_additive
+
+        if not isinstance(table, Mapping):
+            raise NasforgeError(f"space {self.name!r} builds its latency model from a mapping of architectures to "
+                                f"milliseconds, got {type(table).__name__}")
+        if not self.independent:
+            raise NasforgeError(f"space {self.name!r} has no additive latency model (its choices are tied together)")
+        rows = [(self.coerce_indices(a), float(v)) for a, v in table.items()]
+        if not rows:
+            raise NasforgeError(f"the latency table for space {self.name!r} is empty")
+        idx = np.array([r[0] for r in rows], dtype=np.int64)
+        return fit_additive(idx, np.array([r[1] for r in rows]), [len(o) for o in self.ops],
+                            source=f"{self.name} per-operation fit of {len(rows)} architectures")
+
     # --- networks -----------------------------------------------------------------------------
     @abstractmethod
     def build(self, allowed: Any = None, **net: Any) -> Supernet:
