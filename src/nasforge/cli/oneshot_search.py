@@ -29,7 +29,7 @@ def add_parser(sub: Any) -> None:
                         description="Run (or resume) a differentiable search. Logs the genotype, the skip-connection "
                                     "count and the method's numbers every epoch.")
     s.add_argument("--method", required=True, choices=list(METHODS), help="the search method")
-    s.add_argument("--space", default="nb201", help="space of the supernet: nb201 or darts (default nb201)")
+    s.add_argument("--space", default="nb201", help="space of the supernet: nb201, darts, macro or mbv3 (default nb201)")
     s.add_argument("--dataset", default="digits", help="digits, cifar10, a .npz file or an image folder (default digits)")
     s.add_argument("--run", required=True, help="run folder (checkpoint, result.json)")
     s.add_argument("--n-train", dest="n_train", type=int, default=None,
@@ -40,6 +40,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--C", type=int, default=None, help="channels of the first stage")
     s.add_argument("--N", type=int, default=None, help="nb201: cells per stage")
     s.add_argument("--layers", type=int, default=None, help="darts: cells")
+    s.add_argument("--width", type=finite_float, default=None, help="mbv3: channel multiplier (default 0.25)")
     s.add_argument("--epochs", type=int, default=None, help="default 10")
     s.add_argument("--steps-per-epoch", dest="steps_per_epoch", type=int, default=None,
                    help="default: one pass over the training half")
@@ -48,12 +49,24 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--arch-lr", dest="arch_lr", type=finite_float, default=None, help="Adam lr of α (default 3e-4)")
     s.add_argument("--seed", type=int, default=None, help="initial weights, α, data order, draws (default 0)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="method setting, e.g. K=5 (idarts), lam=0.25 (lambda-darts), reg=l2 (drnas)")
+                   help="method setting, e.g. K=5 (idarts), lam=0.25 (lambda-darts), reg=l2 (drnas); hardcore and "
+                        "latency-penalty: target=<ms> latency=<device of the space's tables, e.g. fpga on nb201, "
+                        "or a lookup-table file, e.g. the mbv3 one of benchmarks/mbv3_latency_lut.py>")
     s.add_argument("--lookup", action="store_true", help="nb201: print the found cell's NB201 table accuracies")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--data-dir", dest="data_dir", default=None, help="reference data folder")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
+
+
+def _method_params(args: argparse.Namespace) -> dict[str, Any]:
+    """``--param`` settings; a method that reads device tables gets ``--data-dir`` too."""
+    from nasforge.oneshot.differentiable.methods import METHODS
+
+    params = parse_key_values(args.param, "--param", "K=5")
+    if "data_dir" in METHODS[args.method].defaults and args.data_dir is not None:
+        params.setdefault("data_dir", args.data_dir)
+    return params
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -67,11 +80,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise NasforgeError(f"run folder {folder} is a file, not a folder")
     ds = load_search_data(args.dataset, n_train=args.n_train, image_size=args.image_size, data_seed=args.data_seed,
                           data_dir=args.data_dir)
-    net = {k: v for k, v in {"C": args.C, "N": args.N, "layers": args.layers}.items() if v is not None}
+    net = {k: v for k, v in {"C": args.C, "N": args.N, "layers": args.layers, "width": args.width}.items()
+           if v is not None}
     settings = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "arch_lr", "seed")}
     folder.mkdir(parents=True, exist_ok=True)
     run = DifferentiableSearch(ds, args.method, args.space, net=net,
-                               method_params=parse_key_values(args.param, "--param", "K=5"),
+                               method_params=_method_params(args),
                                checkpoint=folder / "search.ckpt", **settings)
     if run.epoch:
         print(f"resuming after epoch {run.epoch} of {run.settings['epochs']}")
@@ -79,6 +93,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"method": args.method, "space": run.layout.name, "genotype": result.genotype,
                            "skip_count": result.skip_count, "history": result.history}
     print(f"genotype: {result.genotype}")
+    lat = getattr(run.method, "lat", None)
+    if lat is not None:
+        out["latency_ms"] = lat.of_indices(result.indices)
+        print(f"  latency: {out['latency_ms']:.4g} ms (target {run.method.target:.4g} ms; {lat.source})")
     if args.lookup:
         if run.layout.name != "nb201":
             raise NasforgeError(f"--lookup reads the NB201 tables; the {run.layout.name} space has none")

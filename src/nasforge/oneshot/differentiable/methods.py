@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
-from nasforge.oneshot.differentiable.core import OnePath, layer_gradient_correlation
+from nasforge.oneshot.differentiable.core import OnePath, derive, layer_gradient_correlation
 from nasforge.spaces.supernet import Supernet
 
 __all__ = ["Method", "StepContext", "METHODS", "make_method", "Darts", "Darts2", "GDAS", "DrNAS", "LambdaDarts",
@@ -124,6 +124,11 @@ class Method:
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alpha]
 
+    def discretize(self) -> tuple[int, ...]:
+        """Per-edge operation indices of the architecture the search holds now (the DARTS rule on
+        :meth:`probs`; constrained methods project instead)."""
+        return derive(self.layout, self.probs(), self.model.allowed)
+
     # --- the bilevel step ---------------------------------------------------------------------
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         """Called before each epoch (annealing, ramps)."""
@@ -140,6 +145,10 @@ class Method:
         loss, _ = self.loss(xv, yv)
         self.alpha.grad = torch.autograd.grad(loss, self.alpha)[0]
         return loss.item()
+
+    def arch_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Apply the α gradient (here: the loop's Adam step; Frank-Wolfe methods solve an LP)."""
+        optimizer.step()
 
     # --- logging and state --------------------------------------------------------------------
     def note(self, key: str, value: float) -> None:

@@ -38,7 +38,7 @@ import torch
 from nasforge.data import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimation.training import arch_seed, crop_flip
-from nasforge.oneshot.differentiable.core import derive, skip_count
+from nasforge.oneshot.differentiable.core import skip_count
 from nasforge.oneshot.differentiable.methods import METHODS, Method, StepContext, make_method
 from nasforge.oneshot.train import build_supernet
 
@@ -202,8 +202,7 @@ class DifferentiableSearch:
 
     def current(self) -> tuple[tuple[int, ...], np.ndarray]:
         """The genotype's per-edge indices and operation weights now."""
-        probs = self.method.probs()
-        return derive(self.layout, probs, self.model.allowed), probs
+        return self.method.discretize(), self.method.probs()
 
     def run(self, until_epoch: int | None = None, progress: bool = False,
             log: Callable[[str], None] | None = None) -> SearchResult:
@@ -258,7 +257,7 @@ class DifferentiableSearch:
             for p in m.arch_parameters():
                 if p.grad is None or not bool(torch.isfinite(p.grad).all()):
                     self._fail(epoch, i, "the architecture gradient is NaN or infinite")
-            self.a_opt.step()
+            m.arch_step(self.a_opt)
             if not all(bool(torch.isfinite(p).all()) for p in m.arch_parameters()):
                 self._fail(epoch, i, "the architecture parameters became NaN or infinite")
             self.w_opt.zero_grad(set_to_none=True)
