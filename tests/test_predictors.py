@@ -186,3 +186,23 @@ def test_cate_pretrains_caches_and_encodes(tmp_path):
     p = get_predictor("gp_encoding", SPACE, encoding="cate", cate_params=settings, seed=0)
     tr, y = toy(30)
     assert p.fit(tr, y).predict(archs).shape == (5,)
+
+
+def test_cli_runs_the_protocol(nb201_c10, data_dir, tmp_path, capsys):
+    import json
+
+    from nasforge.cli.main import main
+
+    out = tmp_path / "tau.jsonl"
+    assert main(["predictors", "--predictors", "gp,xgb", "--param", "xgb.n_estimators=30", "--seeds", "2",
+                 "--train-sizes", "20,50", "--test-size", "200", "--out", str(out),
+                 "--data-dir", str(data_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "| gp |" in text and "| xgb |" in text and "n=50" in text
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(recs) == 8 and {r["predictor"] for r in recs} == {"gp", "xgb"}
+    assert all(r["metric"] == "valid_acc" for r in recs)
+    for argv in (["predictors", "--predictors", "nope"], ["predictors", "--train-sizes", "1,5"],
+                 ["predictors", "--predictors", "gp", "--param", "rf.n_estimators=3"]):
+        assert main(argv) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
