@@ -61,6 +61,11 @@ EXAMPLES: dict[str, list[str]] = {
         "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
         "--train --epochs 5   # and the attack success rate after a short poisoned training",
     ],
+    "predictors": [
+        "nasforge predictors --predictors gp,xgb,rf --seeds 3          # Kendall tau at 10..500 training cells",
+        "nasforge predictors --predictors gp,gin,lce --train-sizes 20,100 --param gp.kernel=wl --out tau.jsonl",
+        "nasforge predictors --list                                   # every predictor by name",
+    ],
     "supernet": [
         "nasforge supernet train --run runs/spos --space nb201 --steps 2000",
         "nasforge supernet rank --run runs/spos --benchmark nb201:cifar10",
