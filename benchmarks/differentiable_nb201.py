@@ -1,4 +1,4 @@
-"""Differentiable NAS on NB201 at CPU scale: DARTS-V1/V2, GDAS, DrNAS, Λ-DARTS, iDARTS.
+"""Differentiable NAS on NB201 at CPU scale: DARTS-V1/V2, GDAS, DrNAS, Λ-DARTS, iDARTS, transfer-DARTS.
 
 Every method searches the NB201 supernet on real CIFAR-10 images (``../shared/data/cifar10``:
 ``--n-train`` images of the 25k training set, half for the weights and half for α, average-pooled
@@ -31,12 +31,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
-METHODS = ["darts", "darts2", "gdas", "drnas", "lambda-darts", "idarts"]
+METHODS = ["darts", "darts2", "gdas", "drnas", "lambda-darts", "idarts", "transfer-darts"]
 LABELS = {"darts": "DARTS-V1", "darts2": "DARTS-V2", "gdas": "GDAS", "drnas": "DrNAS", "lambda-darts": "Λ-DARTS",
-          "idarts": "iDARTS"}
+          "idarts": "iDARTS", "transfer-darts": "transfer-DARTS"}
 #: the papers' NB201 CIFAR-10 test accuracy (full scale: C=16, N=5, 32x32, 50 epochs of search)
 PAPER = {"darts": "54.30", "darts2": "54.30", "gdas": "93.51", "drnas": "94.36", "lambda-darts": "94.36",
-         "idarts": "≈93.6"}
+         "idarts": "≈93.6", "transfer-darts": "not retrieved"}
 
 
 def one_run(job: dict) -> dict:
@@ -89,7 +89,7 @@ def main() -> int:
     methods = [m for m in args.methods.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     # the costly methods first, so the two workers finish together
-    cost = {"idarts": 5, "darts2": 3, "lambda-darts": 1.2, "drnas": 1.1, "darts": 1, "gdas": 0.5}
+    cost = {"idarts": 5, "transfer-darts": 4, "darts2": 3, "lambda-darts": 1.2, "drnas": 1.1, "darts": 1, "gdas": 0.5}
     jobs = [{"method": m, "seed": s, "epochs": args.epochs, "steps": args.steps, "n_train": args.n_train,
              "image_size": args.image_size, "C": args.C, "N": args.N, "work": args.work}
             for m in sorted(methods, key=lambda m: -cost.get(m, 1)) for s in seeds]

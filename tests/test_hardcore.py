@@ -235,3 +235,22 @@ def test_hardcore_resumes_the_uninterrupted_trajectory(digits, tmp_path):
     resumed = DifferentiableSearch(digits, "hardcore", net=NET, seed=2, method_params=params,
                                    checkpoint=tmp_path / "b.ckpt", **settings).run()
     assert np.array_equal(full.probs, resumed.probs) and full.genotype == resumed.genotype
+
+
+def test_hardcore_nan_gradient_fails_with_the_reason_and_keeps_the_checkpoint(digits, tmp_path):
+    model = NB201.latency_model(nb201_table())
+    low, _ = min_latency(model, NB201.candidates)
+    ck = tmp_path / "h.ckpt"
+    run = DifferentiableSearch(digits, "hardcore", net=NET, seed=0, checkpoint=ck,
+                               method_params={"target": low + 1.0, "latency": nb201_table()}, **FAST)
+    run.run(until_epoch=1)
+
+    def broken(*args, **kwargs):
+        run.method.alpha.grad = torch.full_like(run.method.alpha, float("nan"))
+        return 0.0
+
+    run.method.arch_backward = broken
+    with pytest.raises(NasforgeError, match="hardcore search failed at epoch 2 step 1: the architecture gradient is NaN"
+                                            ".*checkpoint of epoch 1 is kept"):
+        run.run()
+    assert torch.load(ck, weights_only=False)["epoch"] == 1
