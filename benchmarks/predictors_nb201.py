@@ -34,14 +34,15 @@ SETUPS: dict[str, tuple[str, dict[str, Any], int]] = {
     "gp (tw2 kernel)": ("gp", {"kernel": "tw2"}, 20),
     "gp (wl kernel)": ("gp", {"kernel": "wl"}, 20),
     "gp (onehot, Matern)": ("gp_encoding", {"encoding": "onehot"}, 20),
+    "gp (CATE encoding, Matern)": ("gp_encoding", {"encoding": "cate"}, 20),
     "xgb": ("xgb", {}, 20),
     "rf": ("rf", {}, 20),
     "quantile gbt": ("quantile_gbt", {}, 20),
     "seminas (xgb)": ("seminas", {"base": "xgb"}, 20),
     "lce (12-epoch valid + onehot)": ("lce", {}, 20),
-    "gcn": ("gcn", {}, 20),
-    "bananas": ("bananas", {}, 10),
-    "gin": ("gin", {}, 20),
+    "gcn": ("gcn", {}, 10),
+    "bananas": ("bananas", {}, 5),
+    "gin": ("gin", {}, 10),
 }
 #: NASLib, "How powerful are performance predictors in NAS?" (NeurIPS 2021), NB201 CIFAR-10:
 #: Kendall τ read off the paper's Figure (train-size curves); None where we could not read it
@@ -109,10 +110,12 @@ def report() -> str:
             continue
         cells, seeds = [], set()
         for s in SIZES:
-            v = [r["kendall"] for r in recs if r["train_size"] == s]
+            allv = [r["kendall"] for r in recs if r["train_size"] == s]
             seeds |= {r["seed"] for r in recs if r["train_size"] == s}
-            cells.append(f"{np.mean(v):.3f} ± {np.std(v, ddof=1) / np.sqrt(len(v)):.3f}" if len(v) > 1 else
-                         (f"{v[0]:.3f}" if v else "-"))
+            v = [x for x in allv if x == x]  # NaN: the predictor returned one constant (no ranking)
+            flat = f" ({len(allv) - len(v)} const.)" if len(v) < len(allv) else ""
+            cells.append((f"{np.mean(v):.3f} ± {np.std(v, ddof=1) / np.sqrt(len(v)):.3f}" if len(v) > 1 else
+                          (f"{v[0]:.3f}" if v else "-")) + flat)
         fit = [r["fit_s"] + r["predict_s"] for r in recs if r["train_size"] == 500]
         lines.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + f" | {np.mean(fit):.1f} |" if fit else
                      f"| {label} | {len(seeds)} | " + " | ".join(cells) + " | - |")
