@@ -7,7 +7,8 @@ polynomial); the paper also learns the interior abscissae, which bends the curve
 makes the per-curve fit non-linear. With fixed abscissae each curve's control points are a
 linear least-squares fit (with a small penalty on their second differences, so curves shorter
 than the degree are still determined). A small MLP ensemble maps a configuration's encoding to
-the control points of its validation and test curves; the prediction is then the Bézier curve
+the control points (as logits, so every predicted curve stays within 0..100 %: a Bézier curve
+lies in the convex hull of its control points) of its validation and test curves; the prediction is then the Bézier curve
 sampled at the configuration's own ``E`` epochs, which is what lets one model serve curves of
 any length. The energy per epoch is predicted by ridge regression on the log energy.
 
@@ -83,9 +84,13 @@ class BezierCurveSurrogate:
         if not (n == len(valid_curves) == len(test_curves) == len(epoch_energy)) or n < 2:
             raise NasforgeError(f"fit needs one encoding, two curves and one energy per run (at least 2 runs); got "
                                 f"{n}, {len(valid_curves)}, {len(test_curves)}, {len(epoch_energy)}")
-        targets = np.array([np.concatenate([fit_bezier(np.asarray(v) / 100.0, self.degree),
-                                            fit_bezier(np.asarray(t) / 100.0, self.degree)])
-                            for v, t in zip(valid_curves, test_curves)])
+        cps = np.array([np.concatenate([fit_bezier(np.asarray(v) / 100.0, self.degree),
+                                        fit_bezier(np.asarray(t) / 100.0, self.degree)])
+                        for v, t in zip(valid_curves, test_curves)])
+        # control points are regressed as logits: a Bézier curve lies in the convex hull of its
+        # control points, so predicted curves stay within 0..100 %
+        cps = np.clip(cps, 1e-3, 1 - 1e-3)
+        targets = np.log(cps / (1 - cps))
         self._mu, self._sd = x.mean(0), x.std(0) + 1e-6
         z = (x - self._mu) / self._sd
         self._tmu, self._tsd = targets.mean(0), targets.std(0) + 1e-6
@@ -112,7 +117,8 @@ class BezierCurveSurrogate:
         return self
 
     def control_points(self, x: np.ndarray) -> np.ndarray:
-        """Predicted control points, shape (n, 2 * (degree + 1)): validation then test."""
+        """Predicted control points (accuracy fractions in 0..1), shape (n, 2 * (degree + 1)):
+        validation then test."""
         import torch
 
         if not self._nets:
@@ -120,7 +126,7 @@ class BezierCurveSurrogate:
         z = torch.tensor((np.atleast_2d(np.asarray(x, dtype=np.float64)) - self._mu) / self._sd, dtype=torch.float32)
         with torch.no_grad():
             out = np.mean([net(z).numpy() for net in self._nets], axis=0)
-        return out * self._tsd + self._tmu
+        return 1.0 / (1.0 + np.exp(-(out * self._tsd + self._tmu)))
 
     def predict_curves(self, x: np.ndarray, epochs: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(validation, test) curves in percent, each configuration at its own number of epochs."""
@@ -202,7 +208,7 @@ class SurrogateBenchmark(Estimator):
         metrics = {"valid_acc": float(v[target - 1]), "test_acc": float(t[target - 1]), "epochs": float(target),
                    "train_energy_j": e_ep * target, "full_train_energy_j": e_ep * own, "energy_j": spent,
                    "config_epochs": float(own)}
-        return Measurement(metrics, spent, float(target), {"epochs_trained": new})
+        return Measurement(metrics, spent, None if fidelity is None else float(fidelity), {"epochs_trained": new})
 
     @property
     def metric_names(self) -> list[str]:

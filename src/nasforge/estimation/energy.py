@@ -119,7 +119,8 @@ class JointTrainingEstimator(Estimator):
     configuration's full training), ``weight_decay``, ``label_smoothing``; those the space does not
     hold take this estimator's values. The fidelity is the number of epochs (1 up to the largest
     ``epochs`` of the space); a configuration asked for more epochs than its own ``epochs`` is
-    trained to its own. Training continues from checkpoints, so asking for 3 epochs and later 9
+    trained to its own, and its measurement counts as one at the fidelity asked (a study compares
+    it with the others there; ``metrics["epochs"]`` says what was trained). Training continues from checkpoints, so asking for 3 epochs and later 9
     trains 9 epochs in all and costs the energy of 9.
 
     Metrics: those of :class:`~nasforge.estimation.training.TrainingEstimator` plus
@@ -226,7 +227,9 @@ class JointTrainingEstimator(Estimator):
         cost = {"energy": spent, "seconds": seconds, "epochs": float(m.info.get("epochs_trained", 0))}[self.cost_unit]
         info = {"valid_curve": list(rec["valid_curve"][:target]), "test_curve": list(rec["test_curve"][:target]),
                 "epoch_energy_j": list(per_epoch[:target]), "energy_method": self.meter.method}
-        return Measurement(metrics, cost, float(target), info)
+        # the fidelity asked for: a configuration trained in full to its own epochs (fewer than the
+        # fidelity) is a result at that fidelity, comparable with the others there
+        return Measurement(metrics, cost, None if fidelity is None else float(fidelity), info)
 
     def records(self) -> list[dict[str, Any]]:
         """Every configuration trained so far: its string, learning curves and per-epoch energy."""
