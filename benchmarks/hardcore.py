@@ -150,6 +150,8 @@ def main() -> int:
     ap.add_argument("--mbv3-steps", type=int, default=6)
     ap.add_argument("--lut", default=str(HERE / "out" / "mbv3_lut" / "mbv3_lut_r128.csv"))
     ap.add_argument("--work", default=str(HERE / "out" / "hardcore"))
+    ap.add_argument("--reverse", action="store_true", help="run the jobs in reverse order (a second process on the "
+                                                          "same --work then meets the first in the middle)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = []
@@ -170,6 +172,8 @@ def main() -> int:
                   f"targets {mb_targets}")
             jobs += [{"space": "mbv3", "method": m, "target": t, "seed": s, "latency": args.lut, "warmup": 1,
                       "epochs": args.mbv3_epochs, "steps": args.mbv3_steps, "work": args.work} for t in mb_targets for s in seeds for m in METHODS]
+    if args.reverse:
+        jobs = jobs[::-1]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(one_run, jobs))
