@@ -41,6 +41,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "gp-path": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "path"}}),
     "gp-adjacency": ("predictor", {"predictor": "gp_encoding", "predictor_params": {"encoding": "adjacency"}}),
     "gp-cate": ("predictor", {"predictor": "gp_encoding", "predictor_params": {"encoding": "cate"}}),
+    "gp-cate-linear": ("predictor", {"predictor": "gp_encoding", "predictor_params": {"encoding": "cate", "linear": True}}),
     "gp-hamming": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"}}),
     "gp-tw2-local": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "tw2"}, "n_parents": 3,
                                    "n_candidates": 150, "n_random": 0}),

@@ -35,14 +35,16 @@ SETUPS: dict[str, tuple[str, dict[str, Any], int]] = {
     "gp (wl kernel)": ("gp", {"kernel": "wl"}, 20),
     "gp (onehot, Matern)": ("gp_encoding", {"encoding": "onehot"}, 20),
     "gp (CATE encoding, Matern)": ("gp_encoding", {"encoding": "cate"}, 20),
+    "gp (CATE encoding, Matern + linear)": ("gp_encoding", {"encoding": "cate", "linear": True}, 10),
+    "gp (onehot, Matern + linear)": ("gp_encoding", {"encoding": "onehot", "linear": True}, 10),
     "xgb": ("xgb", {}, 20),
     "rf": ("rf", {}, 20),
     "quantile gbt": ("quantile_gbt", {}, 20),
-    "seminas (xgb)": ("seminas", {"base": "xgb"}, 20),
+    "seminas (xgb)": ("seminas", {"base": "xgb"}, 12),
     "lce (12-epoch valid + onehot)": ("lce", {}, 20),
-    "gcn": ("gcn", {}, 10),
-    "bananas": ("bananas", {}, 5),
-    "gin": ("gin", {}, 10),
+    "gcn": ("gcn", {}, 5),
+    "bananas": ("bananas", {}, 3),
+    "gin": ("gin", {}, 5),
 }
 #: NASLib, "How powerful are performance predictors in NAS?" (NeurIPS 2021), NB201 CIFAR-10:
 #: Kendall τ read off the paper's Figure (train-size curves); None where we could not read it
@@ -136,7 +138,7 @@ def main() -> None:
         return
     labels = list(SETUPS)
     if args.predictors:
-        want = args.predictors.split(",")
+        want = args.predictors.split(";") if ";" in args.predictors else args.predictors.split(",")
         labels = [k for k in SETUPS if k in want or SETUPS[k][0] in want]
     run(labels, args.seeds)
 

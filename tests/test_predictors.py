@@ -186,6 +186,8 @@ def test_cate_pretrains_caches_and_encodes(tmp_path):
     p = get_predictor("gp_encoding", SPACE, encoding="cate", cate_params=settings, seed=0)
     tr, y = toy(30)
     assert p.fit(tr, y).predict(archs).shape == (5,)
+    lin = get_predictor("gp_encoding", SPACE, encoding="cate", cate_params=settings, seed=0, linear=True)
+    assert lin.get_params()["linear"] and lin.fit(tr, y).predict(archs, return_std=True)[1].min() > 0
 
 
 def test_cli_runs_the_protocol(nb201_c10, data_dir, tmp_path, capsys):

@@ -146,12 +146,14 @@ class EncodingGPPredictor(Predictor):
     """A Gaussian process on the encoding vectors (scikit-learn: constant x Matern-5/2 with one
     length scale, plus white noise; hyperparameters by marginal likelihood). With
     ``encoding="cate"`` it reads the CATE embedding (:mod:`nasforge.estimation.predictors.cate`).
+    ``linear`` adds a (constant x dot-product) term to the kernel.
     """
 
     name = "gp_encoding"
     probabilistic = True
 
-    def __init__(self, space: SearchSpace, cate_params: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, space: SearchSpace, cate_params: dict[str, Any] | None = None, linear: bool = False,
+                 **kwargs: Any) -> None:
         enc = kwargs.get("encoding", "onehot")
         if enc == "cate":  # not one of the space's own encodings: checked by the CATE encoder
             kwargs = {**kwargs, "encoding": "onehot"}
@@ -159,6 +161,7 @@ class EncodingGPPredictor(Predictor):
         if cate_params is not None and not isinstance(cate_params, dict):
             raise NasforgeError(f"cate_params must be a dict of CATE settings, got {cate_params!r}")
         self.cate_params = dict(cate_params or {})
+        self.linear = bool(linear)
         self._cate = None
         if enc == "cate":
             self.encoding = "cate"
@@ -175,13 +178,15 @@ class EncodingGPPredictor(Predictor):
 
     def _fit(self, archs: list[Any], z: np.ndarray) -> None:
         from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+        from sklearn.gaussian_process.kernels import ConstantKernel, DotProduct, Matern, WhiteKernel
 
         X = self.features(archs)
         self._scale = X.std(axis=0) + 1e-6
         kernel = ConstantKernel(1.0, (0.05, 20.0)) * Matern(length_scale=np.sqrt(X.shape[1]),
                                                               length_scale_bounds=(1e-2, 1e3), nu=2.5) \
             + WhiteKernel(1e-2, (1e-6, 1.0))
+        if self.linear:  # a linear term: the encoding's linear signal survives a short Matern length scale
+            kernel = kernel + ConstantKernel(0.1, (1e-4, 10.0)) * DotProduct(1.0, (1e-3, 1e2))
         self.model = GaussianProcessRegressor(kernel=kernel, normalize_y=False, n_restarts_optimizer=1,
                                               random_state=self.sub_seed())
         with warnings.catch_warnings():
