@@ -128,7 +128,8 @@ class JointTrainingEstimator(Estimator):
     (its energy per epoch so far times its configured ``epochs``: the cost of its full training),
     ``energy_j`` (what this call spent) and ``config_epochs``. ``info`` holds the learning curves
     (``valid_curve``, ``test_curve``, per epoch), ``epoch_energy_j`` and ``energy_method``.
-    ``cost_unit``: ``"energy"`` (joules, default), ``"seconds"`` or ``"epochs"``.
+    ``cost_unit``: ``"energy"`` (joules, default), ``"seconds"`` or ``"epochs"``. ``threads``
+    (default 1, so CPU-time energy is one core's) is passed to the trainers.
     """
 
     def __init__(self, space: Any, dataset: Dataset, net: dict[str, Any] | None = None, seed: int = 0,
