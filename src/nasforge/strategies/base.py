@@ -140,6 +140,36 @@ class Strategy(Configurable, ABC):
             return False
         return self.feasible is None or bool(self.feasible(arch))
 
+    def _mutants_of_best(self, archs: list[Any], scores: list[float], n_parents: int, n: int,
+                         depth: int | None = None) -> tuple[list[Any], Callable[[Any], None]]:
+        """Up to ``n`` distinct new mutations of the ``n_parents`` best of ``archs`` (round robin
+        over the parents, at most ``20 n`` tries), each mutated once (``depth=None``) or a random
+        ``1..depth`` times. Returns the list and the function that adds one more architecture to it
+        if it is new and distinct, for topping it up."""
+        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+        parents: list[Any] = []
+        for i in order:
+            if archs[i] not in parents:
+                parents.append(archs[i])
+            if len(parents) == n_parents:
+                break
+        out: list[Any] = []
+        keys: set[Hashable] = set()
+
+        def take(a: Any) -> None:
+            if self._key(a) not in keys and self.is_new(a):
+                keys.add(self._key(a))
+                out.append(a)
+
+        tries = 0
+        while len(out) < n and tries < 20 * n and parents:
+            a = parents[tries % len(parents)]
+            for _ in range(1 if depth is None else 1 + int(self.rng.integers(depth))):
+                a = self.space.mutate(a, self.rng)
+            take(a)
+            tries += 1
+        return out, take
+
     def _claim(self, arch: Any, fidelity: float | None = None, **info: Any) -> Suggestion:
         """Mark ``arch`` as suggested and wrap it."""
         if not self.allow_duplicates:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -106,28 +105,8 @@ class PredictorSearch(Strategy):
     def candidates(self) -> list[Any]:
         """Unseen mutations of the best architectures (round robin over the parents, each 1 to
         ``mutation_depth`` mutations deep), then ``n_random`` unseen random architectures."""
-        order = sorted(range(len(self._y)), key=lambda i: (-self._y[i], i))
-        parents: list[Any] = []
-        for i in order:
-            if self._archs[i] not in parents:
-                parents.append(self._archs[i])
-            if len(parents) == self.n_parents:
-                break
-        out: list[Any] = []
-        keys: set[Hashable] = set()
-
-        def take(a: Any) -> None:
-            if self._key(a) not in keys and self.is_new(a):
-                keys.add(self._key(a))
-                out.append(a)
-
-        tries = 0
-        while len(out) < self.n_candidates and tries < 20 * self.n_candidates and parents:
-            a = parents[tries % len(parents)]
-            for _ in range(1 + int(self.rng.integers(self.mutation_depth))):
-                a = self.space.mutate(a, self.rng)
-            take(a)
-            tries += 1
+        out, take = self._mutants_of_best(self._archs, self._y, self.n_parents, self.n_candidates,
+                                          depth=self.mutation_depth)
         target = len(out) + self.n_random
         for _ in range(5 * self.n_random):
             if len(out) >= target:

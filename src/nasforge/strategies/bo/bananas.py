@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections import deque
-from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -102,25 +101,7 @@ class Bananas(Strategy):
     def candidates(self) -> list[Any]:
         """Mutations of the best architectures (round robin over ``n_parents`` parents), topped up
         with random ones when mutation runs dry; all unseen and distinct."""
-        order = sorted(range(len(self._y)), key=lambda i: (-self._y[i], i))
-        parents: list[Any] = []
-        for i in order:
-            if self._archs[i] not in parents:
-                parents.append(self._archs[i])
-            if len(parents) == self.n_parents:
-                break
-        out: list[Any] = []
-        keys: set[Hashable] = set()
-
-        def take(a: Any) -> None:
-            if self._key(a) not in keys and self.is_new(a):
-                keys.add(self._key(a))
-                out.append(a)
-
-        tries = 0
-        while len(out) < self.n_candidates and tries < 20 * self.n_candidates and parents:
-            take(self.space.mutate(parents[tries % len(parents)], self.rng))
-            tries += 1
+        out, take = self._mutants_of_best(self._archs, self._y, self.n_parents, self.n_candidates)
         tries = 0
         while len(out) < self.n_candidates and tries < 5 * self.n_candidates:
             take(self.space.sample(self.rng))
