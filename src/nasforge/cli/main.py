@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge import __version__
-from nasforge.errors import NasforgeError, check_int, check_output_file, check_seed, check_work_dir, shorten
+from nasforge.errors import NasforgeError, check_int, check_output_file, check_seed, check_work_dir, shorten, unknown
 from nasforge.cli.options import finite_float, parse_key_values, positive_int
 
 DEFAULT_STORAGE = "sqlite:///nasforge.db"
@@ -317,6 +317,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     at_time = _float_list(args.at_time, "--at-time") if args.at_time else None
     if at_time is not None and args.workers == 1:
         raise NasforgeError("--at-time reads the simulated clock of --workers W > 1")
+    # settings that need no benchmark are checked before the table is read
+    from nasforge.strategies import ALIASES, STRATEGIES
+
+    for name in names:
+        if ALIASES.get(name, name) not in STRATEGIES:
+            raise unknown("strategy", name, sorted(STRATEGIES))
+    params = _bench_params(args.param)
+    unused = sorted(set(params) - set(names) - {ALIASES.get(n, n) for n in names})
+    if unused:
+        raise NasforgeError(f"--param names strategy {', '.join(map(repr, unused))}, which is not in --strategies "
+                            f"({', '.join(names)})")
     bench = load_benchmark(args.benchmark, data_dir=args.data_dir)
     metric = args.metric or bench.default_metric
     report = args.report or bench.report_metric
@@ -326,13 +337,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 f"{', '.join(bench.metrics_at(None))}")
     maximize = _maximize(bench, metric, args.direction)
     budget = args.budget or max(at)
-    params = _bench_params(args.param)
-    from nasforge.strategies import ALIASES
-
-    unused = sorted(set(params) - set(names) - {ALIASES.get(n, n) for n in names})
-    if unused:
-        raise NasforgeError(f"--param names strategy {', '.join(map(repr, unused))}, which is not in --strategies "
-                            f"({', '.join(names)})")
     strategies: dict[str, tuple[str, dict[str, Any]]] = {}
     for name in names:
         st = get_strategy(name, bench.space, **params.get(name, {}))  # validates name and settings
