@@ -4,6 +4,7 @@ latency model of a space, and the mbv3 supernet; tiny networks, synthetic latenc
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -60,6 +61,18 @@ def test_nb201_fit_recovers_an_additive_table_and_the_bilinear_forms_agree():
     w = np.random.default_rng(0).dirichlet(np.ones(5), size=6)
     a, c = model.alpha_constraint(w)
     assert c + (a * w).sum() == pytest.approx(model.expected(w))
+
+
+def test_a_table_that_is_not_additive_is_fitted_with_a_warning():
+    exact = nb201_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an additive table: no warning
+        NB201.latency_model(exact)
+    rng = np.random.default_rng(2)
+    noisy = {k: float(v * rng.uniform(0.2, 3.0)) for k, v in exact.items()}  # per-cell factors: no additive law
+    with pytest.warns(UserWarning, match=r"describe it poorly \(R² 0\.\d+"):
+        model = NB201.latency_model(noisy)
+    assert model.fit["r2"] < 0.95
 
 
 def test_mbv3_latency_model_is_the_lut_sum_and_bilinear_in_op_and_depth_attentions():

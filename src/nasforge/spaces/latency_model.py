@@ -23,6 +23,7 @@ outside ``spaces`` never needs to know what the costs are.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +31,10 @@ import numpy as np
 
 from nasforge.errors import NasforgeError
 
-__all__ = ["AdditiveLatency", "fit_additive"]
+__all__ = ["AdditiveLatency", "POOR_FIT_R2", "fit_additive"]
+
+#: below this R² (or with a negative fastest latency) :func:`fit_additive` warns that the table is not additive
+POOR_FIT_R2 = 0.95
 
 
 @dataclass
@@ -146,4 +150,8 @@ def fit_additive(idx: np.ndarray, values: np.ndarray, widths: Sequence[int], sou
     r2 = 1.0 - float((resid ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-300))
     fit = {"r2": r2, "mae_ms": float(np.abs(resid).mean()),
            "mape": float(np.mean(np.abs(resid) / np.maximum(np.abs(y), 1e-12)) * 100), "n": float(len(y))}
+    if const < 0 or r2 < POOR_FIT_R2:
+        warnings.warn(f"{source or 'latency table'}: per-operation costs describe it poorly (R² {r2:.3f}, "
+                      f"mean abs. error {fit['mae_ms']:.3g} ms, fastest predicted {const:.3g} ms); latency "
+                      "constraints on this model are constraints on the fit, not on the table", stacklevel=2)
     return AdditiveLatency(const, cost, source=source, fit=fit)
