@@ -31,7 +31,7 @@ import numpy as np
 from nasforge.errors import NasforgeError, check_int, unknown
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy, Suggestion
-from nasforge.transfer.bank import BankTask, space_key
+from nasforge.transfer.bank import BankTask, check_tasks
 from nasforge.transfer.tnas import copula
 
 
@@ -142,12 +142,7 @@ class PriorSearch(Strategy):
         super().__init__(space, **kwargs)
         if base not in self.BASES:
             raise unknown("prior search base", base, self.BASES)
-        if not tasks:
-            raise NasforgeError("prior search needs at least one bank task")
-        key = space_key(space)
-        for t in tasks:
-            if t.space_key != key:
-                raise NasforgeError(f"bank task {t.name!r} searched space {t.space_key}, not {key}")
+        check_tasks(tasks, space, "prior search needs at least one bank task")
         check_int(n_anchors, "n_anchors", 2)
         check_int(population_size, "population_size", 1)
         check_int(sample_size, "sample_size", 1, population_size)

@@ -72,6 +72,16 @@ class BankTask:
         return self.scores if self.maximize else -self.scores
 
 
+def check_tasks(tasks: Sequence[BankTask], space: SearchSpace, empty: str) -> None:
+    """Refuse an empty list of bank tasks (with the message ``empty``) and any task of another space."""
+    if not tasks:
+        raise NasforgeError(empty)
+    key = space_key(space)
+    for t in tasks:
+        if t.space_key != key:
+            raise NasforgeError(f"bank task {t.name!r} searched space {t.space_key}, not {key}")
+
+
 def task_from_study(study: Any, metric: str | None = None) -> BankTask:
     """The bank task of a finished study: its complete trials at the highest fidelity it reached
     (an architecture evaluated twice keeps its last result), scored by ``metric`` (default: the
@@ -194,4 +204,4 @@ class TaskBank:
         return rows
 
 
-__all__ = ["BankTask", "TaskBank", "task_from_study", "space_key"]
+__all__ = ["BankTask", "TaskBank", "check_tasks", "task_from_study", "space_key"]

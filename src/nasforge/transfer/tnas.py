@@ -37,7 +37,7 @@ from nasforge.errors import NasforgeError, check_int
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.bo.acquisition import expected_improvement
-from nasforge.transfer.bank import BankTask, space_key
+from nasforge.transfer.bank import BankTask, check_tasks, space_key
 
 
 def copula(y: np.ndarray) -> np.ndarray:
@@ -60,12 +60,7 @@ class MetaSurrogate:
     def __init__(self, space: SearchSpace, tasks: Sequence[BankTask], hidden: int = 64, features: int = 16,
                  embed: int = 4, meta_steps: int = 600, batch: int = 64, lr: float = 2e-3, seed: int = 0,
                  encoding: str = "onehot") -> None:
-        if not tasks:
-            raise NasforgeError("TNAS needs at least one source task in the bank")
-        key = space_key(space)
-        for t in tasks:
-            if t.space_key != key:
-                raise NasforgeError(f"bank task {t.name!r} searched space {t.space_key}, not {key}")
+        check_tasks(tasks, space, "TNAS needs at least one source task in the bank")
         if encoding not in space.encodings:
             raise NasforgeError(f"space {space.name!r} has no encoding {encoding!r}; it has: {', '.join(space.encodings)}")
         for name, v, lo in (("hidden", hidden, 1), ("features", features, 1), ("embed", embed, 1),
