@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import Any
 
@@ -11,14 +10,14 @@ import numpy as np
 from nasforge.errors import NasforgeError
 from nasforge.estimation.predictors.base import Predictor
 from nasforge.spaces.base import SearchSpace
-from nasforge.strategies.base import Strategy, Suggestion
+from nasforge.strategies.base import Suggestion
 from nasforge.strategies.bo.acquisition import expected_improvement
-from nasforge.strategies.bo.gp import blas_single_thread
+from nasforge.strategies.bo.guided import ModelGuided
 
 ACQUISITIONS = ("auto", "ei", "ucb", "its", "mean")
 
 
-class PredictorSearch(Strategy):
+class PredictorSearch(ModelGuided):
     """Search guided by a performance predictor (:mod:`nasforge.estimation.predictors`).
 
     After ``n_init`` random architectures, each step fits the predictor on every result so far,
@@ -86,21 +85,8 @@ class PredictorSearch(Strategy):
         self._n_fits = 0
         self._settle_params(acquisition=acquisition)
 
-    def ask(self) -> Suggestion:
-        self._n_asked += 1
-        if not self._queue:
-            if self._n_asked <= self.n_init or len(self._y) < max(2, self.model.min_train):
-                self._queue.append(self._claim(self._unique(lambda: self.space.sample(self.rng)), phase="init"))
-            else:
-                with blas_single_thread():
-                    self._queue.extend(self._select())
-        return self._queue.popleft()
-
-    def _observe(self, suggestion: Suggestion, score: float, result: Any) -> None:
-        if score == -math.inf:  # failed: stays out of the model
-            return
-        self._archs.append(suggestion.arch)
-        self._y.append(score)
+    def _min_train(self) -> int:
+        return max(2, self.model.min_train)
 
     def candidates(self) -> list[Any]:
         """Unseen mutations of the best architectures (round robin over the parents, each 1 to

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import deque
 from typing import Any
@@ -11,14 +10,14 @@ import numpy as np
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces.base import SearchSpace
-from nasforge.strategies.base import Strategy, Suggestion
+from nasforge.strategies.base import Suggestion
 from nasforge.strategies.bo.encodings import ENCODINGS, default_encoding, encoder
-from nasforge.strategies.bo.gp import blas_single_thread
+from nasforge.strategies.bo.guided import ModelGuided
 
 ACQUISITIONS = ("its", "ucb", "mean")
 
 
-class Bananas(Strategy):
+class Bananas(ModelGuided):
     """BANANAS: an ensemble of ``ensemble`` MLPs (scikit-learn ``MLPRegressor``, Adam) trained on
     the path encoding predicts the score; independent Thompson sampling (``its``: one draw per
     candidate from N(ensemble mean, ensemble spread)) ranks ``n_candidates`` mutations of the
@@ -81,21 +80,6 @@ class Bananas(Strategy):
             "n_init", "k", "n_candidates", "n_parents", "ensemble", "epochs", "lr", "truncate")},
             hidden=list(self.hidden), encoding=encoding)
 
-    def ask(self) -> Suggestion:
-        self._n_asked += 1
-        if not self._queue:
-            if self._n_asked <= self.n_init or len(self._y) < 2:
-                self._queue.append(self._claim(self._unique(lambda: self.space.sample(self.rng)), phase="init"))
-            else:
-                with blas_single_thread():
-                    self._queue.extend(self._select())
-        return self._queue.popleft()
-
-    def _observe(self, suggestion: Suggestion, score: float, result: Any) -> None:
-        if score == -math.inf:
-            return
-        self._archs.append(suggestion.arch)
-        self._y.append(score)
 
     # --- internals -------------------------------------------------------------------------------
     def candidates(self) -> list[Any]:
