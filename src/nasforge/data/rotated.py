@@ -1,5 +1,5 @@
-"""Rotated digits: each image turned by its own random angle (a task with a partial rotation
-symmetry, for equivariance-aware search)."""
+"""Rotated digits: each image turned by its own random angle, optionally mirrored (a task with a
+partial rotation, or rotation and flip, symmetry, for equivariance-aware search)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ def rotate_images(x: np.ndarray, max_degrees: float, seed: int = 0) -> tuple[np.
 
 
 def load_rotated_digits(seed: int = 0, max_degrees: float = 90.0, n_train: int | None = None,
-                        rotation_seed: int = 0, size: int = 8) -> Dataset:
+                        rotation_seed: int = 0, size: int = 8, flip: bool = False) -> Dataset:
     """scikit-learn's digits (8x8), each turned by a random angle in [-max_degrees, max_degrees]
     (the angles fixed by ``rotation_seed``; ``seed`` splits the data). ``n_train`` keeps that many
     training images and splits the rest evenly between validation and test (as the default task
     does); otherwise 60/20/20. ``size`` > 8 enlarges the images (bilinear) before turning them, so
-    that the turn loses less of the 8x8 originals."""
+    that the turn loses less of the 8x8 originals. ``flip``: each image is first mirrored
+    left-right with probability 1/2 (also fixed by ``rotation_seed``), so the task's symmetry is
+    (part of) D4 rather than C4."""
     from sklearn.datasets import load_digits as _ld
 
     d = _ld()
@@ -41,6 +43,9 @@ def load_rotated_digits(seed: int = 0, max_degrees: float = 90.0, n_train: int |
         from scipy.ndimage import zoom
 
         x = np.stack([zoom(img, (1, size / 8, size / 8), order=1) for img in x]).astype(np.float32)
+    if flip:
+        mirrored = np.random.default_rng([rotation_seed, 1]).random(len(x)) < 0.5
+        x = np.where(mirrored[:, None, None, None], x[..., ::-1], x).astype(np.float32)
     x, _ = rotate_images(x, max_degrees, rotation_seed)
     if n_train is None:
         val = test = 0.2
@@ -49,7 +54,8 @@ def load_rotated_digits(seed: int = 0, max_degrees: float = 90.0, n_train: int |
         if n_train > len(x) - 200:
             raise NasforgeError(f"bad n_train {n_train}: the digits have {len(x)} images; expected 20..{len(x) - 200}")
         val = test = (len(x) - n_train) / len(x) / 2.0
-    ds = from_arrays(x, d.target, name=f"digits-rot{max_degrees:g}-{size}px", seed=seed, val_fraction=val, test_fraction=test)
+    name = f"digits-rot{max_degrees:g}{'-flip' if flip else ''}-{size}px"
+    ds = from_arrays(x, d.target, name=name, seed=seed, val_fraction=val, test_fraction=test)
     return ds
 
 
