@@ -19,14 +19,15 @@ EXAMPLES = """a bank is finished studies, e.g.
 examples:
   nasforge transfer bank                         # the studies a transfer search can learn from
   nasforge transfer search --benchmark nb201:cifar100 --bank-study c10 --budget 25
-  nasforge transfer search --benchmark nbgraph:cora --method prior-re --budget 25   # every usable study"""
+  nasforge transfer search --benchmark nbgraph:cora --method prior-re --budget 25   # every usable study
+  nasforge transfer emt --task cifar10:0-4 --task cifar10:5-9 --image-size 16   # two tasks at once (EMT-NAS)"""
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("transfer", help="search a new task using finished studies (TNAS, AutoTransfer priors)",
                        description="Transfer across tasks: finished studies form a bank of meta-training data.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tsub = p.add_subparsers(dest="transfer_command", required=True, metavar="{bank,search}")
+    tsub = p.add_subparsers(dest="transfer_command", required=True, metavar="{bank,search,emt}")
 
     def bank_options(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--bank", default=None, metavar="URL",
@@ -58,6 +59,10 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--study", default=None, help="study name (default transfer-<method>-<benchmark>-seed<seed>)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
+
+    from nasforge.cli.transfer_emt import add_emt_parser
+
+    add_emt_parser(tsub)
 
 
 def _bank(args: argparse.Namespace, metric: str | None = None, names: list[str] | None = None) -> Any:
