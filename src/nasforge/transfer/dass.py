@@ -19,8 +19,8 @@ and the accuracies that students reached when distilled from that teacher. The p
   convolution of that teacher cell, a 1x1 kernel the centre of a 3x3 one and a 3x3 kernel a
   zero-padded 1x1 one, as the reference code's "copy-paste first" remapping), then the remapped
   student runs in eval mode on ``probes`` fixed Gaussian-noise inputs. The per-channel mean and
-  standard deviation of its last feature map (resampled to ``channels`` channels) are the
-  embedding. The reference code feeds the same noise maps to a small conv encoder; our maps are
+  standard deviation of its last feature map (resampled to ``channels`` channels, log-compressed)
+  are the embedding. The reference code feeds the same noise maps to a small conv encoder; our maps are
   2x2, so per-channel statistics and a learned layer replace it.
 * **Teacher embedding.** The same statistics of the teacher itself on the same noise.
 
@@ -188,8 +188,9 @@ def remap_teacher(teacher: nn.Module, student: nn.Module) -> nn.Module:
 
 def functional_stats(net: nn.Module, inputs: torch.Tensor, channels: int = 32) -> np.ndarray:
     """Per-channel mean and standard deviation of ``net``'s feature map before global pooling on
-    ``inputs`` (eval mode, no gradient), each resampled to ``channels`` channels: a vector of
-    ``2 * channels``."""
+    ``inputs`` (eval mode, no gradient), each resampled to ``channels`` channels and compressed
+    by ``sign(v) log(1 + |v|)`` (activations of different networks differ by orders of
+    magnitude): a vector of ``2 * channels``."""
     from nasforge.estimation.distill import FeatureTap
 
     net.eval()
@@ -202,7 +203,7 @@ def functional_stats(net: nn.Module, inputs: torch.Tensor, channels: int = 32) -
     fmap = fmap.transpose(0, 1).reshape(fmap.shape[1], -1)  # channels x (samples * positions)
     stats = torch.stack([fmap.mean(1), fmap.std(1)])  # 2 x channels
     stats = F.adaptive_avg_pool1d(stats[None], channels)[0]
-    return stats.reshape(-1).numpy()
+    return torch.sign(stats).mul(stats.abs().log1p()).reshape(-1).numpy()
 
 
 # --- the model -------------------------------------------------------------------------------
