@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "predictor_search_nb201.jsonl"
 AT = (25, 50, 100)
+BOCAND: dict[str, Any] = {"n_candidates": 0, "n_local": 24, "n_random": 100, "transform": "rank"}
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "gp-tw2": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "tw2"}}),
     "gp-path": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "path"}}),
@@ -46,6 +47,25 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "gp-tw2-local": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "tw2"}, "n_parents": 3,
                                    "n_candidates": 150, "n_random": 0}),
     "re": ("re", {}),
+    # bo's candidate set (up to 24 unseen neighbours of each of the 5 best + 100 random) and its
+    # rank transform, inside the predictor strategy (the ablation of the candidate set)
+    **{f"gp-{k}-bocand": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": k}, **BOCAND})
+       for k in ("hamming", "tw2", "wl")},
+    "ens-hw-bocand": ("predictor", {"predictor": "ensemble", "predictor_params": {"members": [
+        ["gp", {"kernel": "hamming"}], ["gp", {"kernel": "wl"}]]}, **BOCAND}),
+    "ens-hwt-bocand": ("predictor", {"predictor": "ensemble", "predictor_params": {"members": [
+        ["gp", {"kernel": "hamming"}], ["gp", {"kernel": "wl"}], ["gp", {"kernel": "tw2"}]]}, **BOCAND}),
+    "gp-cate-bocand": ("predictor", {"predictor": "gp_encoding", "predictor_params": {"encoding": "cate"}, **BOCAND}),
+    "bo-hamming": ("bo", {"kernel": "hamming"}),
+    # the acquisition maximised over every unseen cell (no candidate generation at all)
+    "gp-hamming-all": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
+                                     "n_candidates": 0, "exhaustive": True, "transform": "rank"}),
+    "gp-hamming-all-ninit5": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
+                                            "n_candidates": 0, "exhaustive": True, "transform": "rank", "n_init": 5}),
+    "gp-hamming-bocand-ninit5": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
+                                               **BOCAND, "n_init": 5}),
+    "ens-hw-bocand-ninit5": ("predictor", {"predictor": "ensemble", "predictor_params": {"members": [
+        ["gp", {"kernel": "hamming"}], ["gp", {"kernel": "wl"}]]}, **BOCAND, "n_init": 5}),
 }
 
 
@@ -71,7 +91,7 @@ def one(label: str, seed: int, budget: int) -> dict[str, Any]:
             best, best_arch = v, t.arch
         curve.append(bench.query(best_arch, bench.report_metric))
     for a in AT:
-        if a <= len(curve):
+        if a <= len(curve) and a <= budget:
             out[f"test@{a}"] = curve[a - 1]
     return out
 
@@ -82,17 +102,20 @@ def load() -> list[dict[str, Any]]:
     return [json.loads(line) for line in OUT.read_text().splitlines() if line.strip()]
 
 
-def report() -> str:
+def report(pilot: bool = False) -> str:
     rows = load()
     lines = ["| method | " + " | ".join(f"@{a}" for a in AT) + " | runs ≥ 94.30 @50 | strategy CPU s/run |",
              "|---|" + "---|" * len(AT) + "---|---|"]
     for label in METHODS:
-        recs = [r for r in rows if r["method"] == label and r["seed"] < 1000]
+        recs = [r for r in rows if r["method"] == label and (r["seed"] >= 1000) == pilot]
         if not recs:
             continue
         cells = []
         for a in AT:
-            v = np.array([r[f"test@{a}"] for r in recs])
+            v = np.array([r[f"test@{a}"] for r in recs if f"test@{a}" in r])
+            if not len(v):
+                cells.append("-")
+                continue
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f} (n={len(v)})")
         hit = sum(r["test@50"] >= 94.30 for r in recs)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {hit}/{len(recs)} | "
@@ -107,9 +130,10 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0, help="pilot runs used seeds 1000.. (never reported)")
     ap.add_argument("--budget", type=int, default=100)
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--pilot", action="store_true", help="with --report: the pilot seeds (>= 1000) instead")
     args = ap.parse_args()
     if args.report:
-        print(report())
+        print(report(args.pilot))
         return
     import torch
 

@@ -20,9 +20,10 @@ PREDICTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "gin": ("nasforge.estimation.predictors.graph:GraphPredictor", {"kind": "gin"}),
     "gcn": ("nasforge.estimation.predictors.graph:GraphPredictor", {"kind": "gcn"}),
     "lce": ("nasforge.estimation.predictors.curve:LearningCurvePredictor", {}),
+    "ensemble": ("nasforge.estimation.predictors.ensemble:EnsemblePredictor", {}),
 }
 #: predictors that other packages register (and the package that does)
-PLUGINS = {"gp": "nasforge.strategies", "bananas": "nasforge.strategies"}
+PLUGINS = {"gp": "nasforge.strategies", "bananas": "nasforge.strategies", "dngo": "nasforge.strategies"}
 
 
 def register_predictor(name: str, cls: type, **fixed: Any) -> None:
@@ -42,7 +43,7 @@ def predictor_class(name: str) -> tuple[type, dict[str, Any]]:
 
 def get_predictor(name: str, space: SearchSpace, **settings: Any) -> Any:
     """A predictor by name (``xgb``, ``rf``, ``quantile_gbt``, ``gp_encoding``, ``seminas``, ``gin``,
-    ``gcn``, ``lce``, and ``gp``/``bananas`` from :mod:`nasforge.strategies.bo`) with its settings."""
+    ``gcn``, ``lce``, ``ensemble``, and ``gp``/``bananas``/``dngo`` from :mod:`nasforge.strategies.bo`) with its settings."""
     cls, fixed = predictor_class(name)
     try:
         return cls(space, **{**fixed, **settings})

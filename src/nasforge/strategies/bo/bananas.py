@@ -26,8 +26,9 @@ class Bananas(ModelGuided):
 
     After ``n_init`` random architectures. ``encoding``: ``path``, ``trunc_path`` (paths of at
     most ``truncate`` operations) or ``adjacency``, computed from the space's graph view, or
-    ``onehot``, the space's own encoding (any space; :mod:`nasforge.strategies.bo.encodings`);
-    ``auto`` (default) is ``path`` where the graph view has branching cells and ``onehot``
+    ``onehot``, the space's own encoding (any space; :mod:`nasforge.strategies.bo.encodings`),
+    or ``cate``, the learnt CATE encoding (pre-trained once with ``cate_params`` and cached; it
+    imports torch); ``auto`` (default) is ``path`` where the graph view has branching cells and ``onehot``
     elsewhere, and :meth:`config` stores the encoding it chose. Targets are standardised. Deterministic
     given the seed and the tells: each member's initial weights come from the strategy's
     generator.
@@ -49,6 +50,7 @@ class Bananas(ModelGuided):
         encoding: str = "auto",
         truncate: int = 2,
         acquisition: str = "its",
+        cate_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(space, **kwargs)
@@ -70,7 +72,8 @@ class Bananas(ModelGuided):
         self.n_init, self.k, self.n_candidates, self.n_parents = int(n_init), int(k), int(n_candidates), int(n_parents)
         self.ensemble, self.hidden, self.epochs, self.lr = int(ensemble), hidden, int(epochs), float(lr)
         self.encoding, self.truncate, self.acquisition = encoding, int(truncate), acquisition
-        self.encoder = encoder(space, encoding, truncate=self.truncate)
+        self.cate_params = None if cate_params is None else dict(cate_params)
+        self.encoder = encoder(space, encoding, truncate=self.truncate, cate_params=self.cate_params)
         self._archs: list[Any] = []
         self._y: list[float] = []
         self._queue: deque[Suggestion] = deque()

@@ -28,7 +28,7 @@ from nasforge.spaces.base import SearchSpace
 
 #: operation labels that output zero: their node carries no information flow
 ZERO_OPS: frozenset[str] = frozenset({"none", "zero"})
-ENCODINGS: tuple[str, ...] = ("adjacency", "path", "trunc_path", "onehot")
+ENCODINGS: tuple[str, ...] = ("adjacency", "path", "trunc_path", "onehot", "cate")
 #: the widest dense path encoding :meth:`PathEncoder.encode` writes out (the sparse form has no limit)
 MAX_DENSE_PATH_COLUMNS = 10**7
 
@@ -362,13 +362,23 @@ class AdjacencyEncoder:
         return out
 
 
-def encoder(space: SearchSpace, kind: str, truncate: int = 2, graphs: GraphCache | None = None) -> Any:
+def encoder(space: SearchSpace, kind: str, truncate: int = 2, graphs: GraphCache | None = None,
+            cate_params: dict[str, Any] | None = None) -> Any:
     """An encoder by name: ``adjacency``, ``path`` or ``trunc_path`` (paths of at most ``truncate``
-    operations) from the graph view, or ``onehot`` (the space's own encoding). Encoders have
+    operations) from the graph view, ``onehot`` (the space's own encoding), or ``cate`` (the
+    learnt CATE encoding, :mod:`nasforge.estimation.predictors.cate`, pre-trained with
+    ``cate_params`` on first use and cached; this one imports torch). Encoders have
     ``encode(arch)`` and ``matrix(archs)``. A graph encoding on a space without a graph view, or a
     path encoding on a space whose graph view is a chain, is a one-line error naming ``onehot``."""
+    if cate_params is not None and not isinstance(cate_params, dict):
+        raise NasforgeError(f"cate_params must be a dict of CATE settings, got {cate_params!r}")
     if kind == "onehot":
         return SpaceEncoder(space)
+    if kind == "cate":
+        require_graph_view(space, "encoding 'cate'", paths=False)
+        from nasforge.estimation.predictors.cate import cate_encoder
+
+        return cate_encoder(space, **(cate_params or {}))
     if kind not in ENCODINGS:
         raise NasforgeError(f"unknown encoding {kind!r}; allowed: {', '.join(ENCODINGS)}")
     require_graph_view(space, f"encoding {kind!r}", paths=kind != "adjacency")
@@ -386,5 +396,5 @@ def default_encoding(space: SearchSpace) -> str:
 
 
 def encode(space: SearchSpace, arch: Any, kind: str = "path", truncate: int = 2) -> np.ndarray:
-    """One architecture's ``adjacency``, ``path``, ``trunc_path`` or ``onehot`` encoding."""
+    """One architecture's ``adjacency``, ``path``, ``trunc_path``, ``onehot`` or ``cate`` encoding."""
     return encoder(space, kind, truncate).encode(arch)

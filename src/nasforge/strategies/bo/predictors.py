@@ -1,6 +1,7 @@
 """The BO strategies' models as stand-alone predictors (the :class:`~nasforge.estimation.predictors.Predictor`
-interface): the exact GP on an architecture kernel, and the BANANAS ensemble of MLPs. Both are
-registered as ``gp`` and ``bananas`` in :mod:`nasforge.estimation.predictors`."""
+interface): the exact GP on an architecture kernel, the BANANAS ensemble of MLPs and DNGO (an MLP
+with Bayesian linear regression on its last layer), on the BO encodings (CATE included). They are
+registered as ``gp``, ``bananas`` and ``dngo`` in :mod:`nasforge.estimation.predictors`."""
 
 from __future__ import annotations
 
@@ -34,10 +35,12 @@ class GPKernelPredictor(Predictor):
         self.kernel_name = default_kernel(space) if kernel == AUTO else kernel
         self.kernel_params = dict(kernel_params or {})
         self.kernel = get_kernel(self.kernel_name, space, **self.kernel_params)
+        self._features: dict[Any, Any] = {}  # per-architecture kernel features, kept across fits
         self._settle_params(kernel=self.kernel_name)
 
     def _fit(self, archs: list[Any], z: np.ndarray) -> None:
         self.cache = KernelCache(self.kernel)
+        self.cache._feat = self._features
         for a in archs:
             self.cache.add(a)
         self.gp = GaussianProcess(self.kernel, transform="standard")
@@ -52,13 +55,15 @@ class GPKernelPredictor(Predictor):
 
 class BananasPredictor(Predictor):
     """BANANAS' ensemble of MLPs (as the ``bananas`` strategy fits it) on the path encoding (or
-    ``adjacency``/``trunc_path``/``onehot``); the ensemble spread is its uncertainty."""
+    ``adjacency``/``trunc_path``/``onehot``/``cate``, the last with ``cate_params``); the ensemble
+    spread is its uncertainty."""
 
     name = "bananas"
     probabilistic = True
 
     def __init__(self, space: SearchSpace, ensemble: int = 5, hidden: tuple[int, ...] | list[int] = (32, 32, 32),
-                 epochs: int = 200, lr: float = 0.01, truncate: int = 2, **kwargs: Any) -> None:
+                 epochs: int = 200, lr: float = 0.01, truncate: int = 2,
+                 cate_params: dict[str, Any] | None = None, **kwargs: Any) -> None:
         enc = kwargs.pop("encoding", "auto")
         super().__init__(space, **kwargs)
         if enc == "auto":
@@ -75,7 +80,7 @@ class BananasPredictor(Predictor):
         if not lr > 0:
             raise NasforgeError(f"bananas lr must be > 0, got {lr!r}")
         self.lr = float(lr)
-        self.encoder = encoder(space, enc, truncate=self.truncate)
+        self.encoder = encoder(space, enc, truncate=self.truncate, cate_params=cate_params)
         self._settle_params(encoding=enc, hidden=list(self.hidden))
 
     def _X(self, archs: list[Any]) -> np.ndarray:
@@ -92,5 +97,69 @@ class BananasPredictor(Predictor):
         return P.mean(axis=0), P.std(axis=0)
 
 
+class DNGOPredictor(Predictor):
+    """DNGO (Snoek et al., ICML 2015): an MLP (``hidden`` tanh layers, Adam, scikit-learn) learns
+    features of an encoding (``path``, ``adjacency``, ``trunc_path``, ``onehot`` or ``cate``, as
+    :func:`~nasforge.strategies.bo.encodings.encoder` computes them); Bayesian linear regression on
+    its last hidden layer (scikit-learn ``BayesianRidge``: weight and noise precisions by evidence
+    maximisation) gives the predictive mean and standard deviation."""
+
+    name = "dngo"
+    probabilistic = True
+
+    def __init__(self, space: SearchSpace, hidden: tuple[int, ...] | list[int] = (50, 50, 50), epochs: int = 500,
+                 lr: float = 0.01, truncate: int = 2, cate_params: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        enc = kwargs.pop("encoding", "auto")
+        super().__init__(space, **kwargs)
+        if enc == "auto":
+            enc = default_encoding(space)
+        if enc not in ENCODINGS:
+            raise NasforgeError(f"unknown encoding {enc!r}; allowed: auto, {', '.join(ENCODINGS)}")
+        self.encoding = enc
+        self.epochs = check_int("epochs", epochs, 1)
+        self.truncate = check_int("truncate", truncate, 1)
+        self.hidden = tuple(int(h) for h in hidden)
+        if not self.hidden or min(self.hidden) < 1:
+            raise NasforgeError(f"dngo hidden must list positive layer widths, got {hidden!r}")
+        if not lr > 0:
+            raise NasforgeError(f"dngo lr must be > 0, got {lr!r}")
+        self.lr = float(lr)
+        self.encoder = encoder(space, enc, truncate=self.truncate, cate_params=cate_params)
+        self._settle_params(encoding=enc, hidden=list(self.hidden))
+
+    def _X(self, archs: list[Any]) -> np.ndarray:
+        return np.asarray(self.encoder.matrix(archs), dtype=float)
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        h = (X - self._xm) / self._xs
+        for W, b in zip(self.net.coefs_[:-1], self.net.intercepts_[:-1]):
+            h = np.tanh(h @ W + b)
+        return h
+
+    def _fit(self, archs: list[Any], z: np.ndarray) -> None:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import BayesianRidge
+        from sklearn.neural_network import MLPRegressor
+
+        X = self._X(archs)
+        self._xm, self._xs = X.mean(axis=0), X.std(axis=0) + 1e-6
+        self.net = MLPRegressor(hidden_layer_sizes=self.hidden, activation="tanh", learning_rate_init=self.lr,
+                                max_iter=self.epochs, tol=0.0, n_iter_no_change=self.epochs + 1, alpha=1e-4,
+                                random_state=self.sub_seed())
+        with warnings.catch_warnings(), blas_single_thread():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.net.fit((X - self._xm) / self._xs, z)
+            self.blr = BayesianRidge(fit_intercept=True).fit(self._features(X), z)
+
+    def _predict(self, archs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        with blas_single_thread():
+            mean, std = self.blr.predict(self._features(self._X(archs)), return_std=True)
+        return mean, std
+
+
 register_predictor("gp", GPKernelPredictor)
 register_predictor("bananas", BananasPredictor)
+register_predictor("dngo", DNGOPredictor)
