@@ -56,6 +56,43 @@ def test_each_task_gets_its_own_best(tasks, run_a):
     # every generation: population per task kept, two tasks' supernets trained, offspring scored
     assert sum(run_a.history[1]["children"]) == 6
     assert run_a.history[-1]["train_steps"] == 2 * 2 * TINY["steps"]
+    assert run_a.history[0]["evaluations"] == 6  # the first population, 3 per task
+    assert 6 < run_a.history[1]["evaluations"] - 6 <= 12  # parents re-scored and children, repeats once
+
+
+def test_children_train_and_score_in_their_task_supernet(tasks, monkeypatch):
+    """Each task's supernet trains the paths of exactly the individuals of that task, cross-task
+    children included, and every individual is scored by its task's evaluator."""
+    pools, scored = [], []
+    orig_train, orig_score = EMTNAS._train, EMTNAS._score
+
+    def train(self, trainers, group, g):
+        out = orig_train(self, trainers, group, g)
+        pools.append(([list(tr.sampler.pool) for tr in trainers], [dict(i) for i in group]))
+        return out
+
+    def score(self, evaluators, group, g):
+        for ev in evaluators:
+            ev.seen = []
+            real = ev.score
+            ev.score = lambda idx, ev=ev, real=real: (ev.seen.append(tuple(idx)), real(idx))[1]
+        out = orig_score(self, evaluators, group, g)
+        scored.append([list(ev.seen) for ev in evaluators])
+        for ev in evaluators:
+            del ev.score
+        return out
+
+    monkeypatch.setattr(EMTNAS, "_train", train)
+    monkeypatch.setattr(EMTNAS, "_score", score)
+    EMTNAS(tasks, rmp=1.0, seed=3, **TINY).run(threads=1)
+    crossed = 0
+    for (pool, group), seen in zip(pools, scored):
+        for k in range(2):
+            mine = [i["idx"] for i in group if i["task"] == k]
+            assert pool[k] == mine
+            assert set(seen[k]) == set(mine)
+        crossed += sum(1 for i in group if i.get("origin") == "cross")
+    assert crossed > 0
 
 
 def _population(emt: EMTNAS, rng: np.random.Generator) -> list[dict]:

@@ -89,7 +89,14 @@ def class_subset(data: Any, classes: Sequence[int], name: str | None = None, n_t
 class EMTResult:
     """What a run found: per task its best architecture (string), that architecture's fitness
     (validation accuracy %, as blended), and the per-generation ``history``; ``test_acc`` (per
-    task, inherited weights on the test split) when the run was asked to report it."""
+    task, inherited weights on the test split) when the run was asked to report it.
+
+    A ``history`` record (lists run over the tasks): ``generation``; ``best``, ``best_fitness``,
+    ``best_measured`` (this generation's unblended score) and ``mean_fitness`` of the population;
+    ``children``, ``cross_children`` (born of a cross-task crossover) and ``cross_survivors``
+    (of those, kept by selection) per task; cumulative ``train_steps`` (all tasks),
+    ``evaluations`` (distinct individuals scored), ``seconds`` and ``cpu_seconds`` (process CPU
+    time); this generation's ``train_seconds`` and ``eval_seconds``."""
 
     tasks: list[str]
     best: list[str]
@@ -289,7 +296,6 @@ class EMTNAS:
     def _offspring(self, pop: list[dict[str, Any]], rng: np.random.Generator) -> list[dict[str, Any]]:
         weights = np.array([ind["scalar"] for ind in pop])
         weights = weights / weights.sum()
-        n_tasks = len(self.datasets)
         want = len(pop)
         children: list[dict[str, Any]] = []
         while len(children) < want:
@@ -307,7 +313,6 @@ class EMTNAS:
                 kids = [{"idx": self._mutate(p["idx"], rng), "task": p["task"], "old": p["fitness"],
                          "origin": "mutation"} for p in (a, b)]
             children.extend(kids[: want - len(children)])
-        assert n_tasks >= 2
         return children
 
     def _select(self, pool: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -361,7 +366,8 @@ class EMTNAS:
             self._ranks(group)
             pop = self._select(group)
             self._ranks(pop)
-            history.append(self._record(g, pop, kids, t_train, t_eval, cpu, history))
+            n_scored = len({(ind["task"], ind["idx"]) for ind in group})
+            history.append(self._record(g, pop, kids, n_scored, t_train, t_eval, cpu, history))
             if state_path is not None:
                 self._save(state_path, g + 1, pop, history, rng, trainers)
             if callback is not None:
@@ -384,13 +390,12 @@ class EMTNAS:
     def _fmt(self, idx: tuple[int, ...]) -> str:
         return str(self.space.format(self.layout.arch(idx)))
 
-    def _record(self, g: int, pop: list[dict[str, Any]], kids: list[dict[str, Any]], t_train: float, t_eval: float,
-                cpu: float, history: list[dict[str, Any]]) -> dict[str, Any]:
+    def _record(self, g: int, pop: list[dict[str, Any]], kids: list[dict[str, Any]], n_scored: int, t_train: float,
+                t_eval: float, cpu: float, history: list[dict[str, Any]]) -> dict[str, Any]:
         n_tasks = len(self.datasets)
         best = [max((ind for ind in pop if ind["task"] == k), key=lambda d: d["fitness"]) for k in range(n_tasks)]
         kept = {id(ind) for ind in pop}
         prev = history[-1] if history else {"evaluations": 0, "train_steps": 0, "seconds": 0.0, "cpu_seconds": 0.0}
-        n_eval = len({(ind["task"], ind["idx"]) for ind in pop + kids}) if g else len(pop)
         return {
             "generation": g,
             "best": [self._fmt(b["idx"]) for b in best],
@@ -402,7 +407,7 @@ class EMTNAS:
                                 for k in range(n_tasks)],
             "children": [sum(1 for c in kids if c["task"] == k) for k in range(n_tasks)],
             "train_steps": prev["train_steps"] + self.steps * n_tasks,
-            "evaluations": prev["evaluations"] + n_eval,
+            "evaluations": prev["evaluations"] + n_scored,
             "seconds": prev["seconds"] + t_train + t_eval,
             "cpu_seconds": prev["cpu_seconds"] + cpu,
             "train_seconds": t_train,
