@@ -1,7 +1,7 @@
 """MDL-NAS at CPU scale: one multi-domain ViT supernet + joint search under a storage budget, against
 separately trained per-task ViTs; then incremental learning of a third task without forgetting.
 
-    nice -n 10 python benchmarks/mdl_nas.py [--seeds 3] [--steps 600]
+    nice -n 10 python benchmarks/mdl_nas.py [--seeds 3] [--steps 600] [--finetune F]
 
 Tasks: CIFAR-10 (5,000 stratified training images, average-pooled to 16x16, 4x4 patches, first
 2,000 test images), scikit-learn digits (8x8 upscaled to 16x16, 4x4 patches, 60/20/20 split), and,
@@ -12,19 +12,19 @@ One torch thread, AdamW (lr 2e-3, wd 0.05, cosine), batch 64, no augmentation. P
 
 1. supernet: ``steps`` joint steps (each step every task draws a subnet; the largest with p=1/4);
 2. joint search: regularised evolution (population 16, 64 cycles) on validation accuracy with
-   inherited weights, storage <= budget; the chosen joint subnet is finetuned ``steps // 3``
-   joint steps; test accuracy reported;
-3. baselines, trained from scratch for the same number of steps per task (``steps + steps//3``):
+   inherited weights, storage <= budget; the chosen joint subnet is finetuned ``--finetune``
+   joint steps (default ``steps // 3``); test accuracy reported;
+3. baselines, trained from scratch for the same number of steps per task (``steps + finetune``):
    (a) separate ViTs of the searched coarse architectures (equal architecture: storage saved),
    (b) separate ViTs of the largest common architecture that fits the same budget (equal storage),
    (c) separate largest ViTs (the reference at twice the budget);
 4. incremental: mnist1d is added; only its own parts train (``steps`` steps on sampled
    subnets, then a search of its architecture alone with the old ones fixed under an increment of
-   a quarter of the budget, then ``steps // 3`` finetuning steps); the old tasks' test logits
+   a quarter of the budget, then ``finetune`` steps); the old tasks' test logits
    before and after are compared bit for bit. Baseline: a separate ViT of its searched coarse
    architecture, same steps.
 
-Per-seed results are cached in benchmarks/out/mdl18/seed_<s>.json (delete to rerun).
+Per-seed results are cached in benchmarks/out/mdl18/seed_<s>_steps<S>[_ft<F>].json (delete to rerun).
 """
 
 from __future__ import annotations
@@ -60,14 +60,14 @@ def load_tasks(seed: int) -> dict:
     return {"cifar10": c10, "digits": dig, "mnist1d": m1d}
 
 
-def one_seed(seed: int, steps: int) -> dict:
+def one_seed(seed: int, steps: int, fine: int | None = None) -> dict:
     t0 = time.process_time()
     data = load_tasks(seed)
     old = {n: data[n] for n in ("cifar10", "digits")}
     space = MDLSpace([old["cifar10"].spec, old["digits"].spec])
     big = {n: space.largest(0.0) for n in old}
     budget = space.storage(big)["total"] // 2
-    fine = steps // 3
+    fine = steps // 3 if fine is None else fine
     res: dict = {"seed": seed, "steps": steps, "finetune_steps": fine, "budget": budget}
 
     net = space.supernet(seed)
@@ -172,16 +172,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--finetune", type=int, default=None, help="finetuning steps of the chosen subnets (default steps/3)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
     for seed in range(args.seeds):
-        path = OUT / f"seed_{seed}_steps{args.steps}.json"
+        tag = "" if args.finetune is None else f"_ft{args.finetune}"
+        path = OUT / f"seed_{seed}_steps{args.steps}{tag}.json"
         if path.is_file():
             r = json.loads(path.read_text())
         else:
             t = time.time()
-            r = one_seed(seed, args.steps)
+            r = one_seed(seed, args.steps, args.finetune)
             path.write_text(json.dumps(r, indent=1))
             print(f"seed {seed} done in {time.time() - t:.0f} s wall, {r['cpu_s']:.0f} s CPU", flush=True)
         results.append(r)

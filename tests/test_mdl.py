@@ -192,3 +192,28 @@ def test_bad_input_is_named(tasks):
         train_supernet(net, tasks, 1, only="img")
     with pytest.raises(NasforgeError, match="unknown task"):
         train_supernet(net, {"other": _task("other", (1, 8, 8), (4, 4), 3)}, 1)
+
+
+def test_run_mdl_protocol_with_an_added_task(tasks):
+    from nasforge.oneshot.mdl import run_mdl
+
+    res = run_mdl({"img": tasks["img"]}, steps=3, seed=0, add=tasks["vec"], population=3, cycles=3)
+    assert res["storage"]["total"] <= res["budget"]
+    assert res["added"]["storage"]["total"] <= res["added"]["budget"]
+    assert res["added"]["old_identical"] == {"img": True}
+    assert set(res["test_acc"]) == {"img"} and 0 <= res["added"]["test_acc"] <= 100
+
+
+def test_cli_mdl(capsys):
+    from nasforge.cli.main import main
+
+    assert main(["mdl", "--tasks", "digits,digits"]) == 2
+    assert "twice" in capsys.readouterr().err
+    assert main(["mdl", "--tasks", "digits", "--steps", "2", "--budget", "10"]) == 2
+    assert "below the smallest" in capsys.readouterr().err
+    assert main(["mdl", "--tasks", "digits", "--steps", "2", "--json"]) == 0
+    out = capsys.readouterr().out
+    import json
+
+    res = json.loads(out)
+    assert res["arch"].startswith("digits=") and res["storage"]["total"] <= res["budget"]

@@ -61,6 +61,10 @@ EXAMPLES: dict[str, list[str]] = {
         "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
         "--train --epochs 5   # and the attack success rate after a short poisoned training",
     ],
+    "mdl": [
+        "nasforge mdl --tasks digits,mnist1d --steps 300              # one ViT supernet for both, searched jointly",
+        "nasforge mdl --tasks cifar10,digits --add mnist1d --budget 30000   # then a third task, no forgetting",
+    ],
     "predictors": [
         "nasforge predictors --predictors gp,xgb,rf --seeds 3          # Kendall tau at 10..500 training cells",
         "nasforge predictors --predictors gp,gin,lce --train-sizes 20,100 --param gp.kernel=wl --out tau.jsonl",

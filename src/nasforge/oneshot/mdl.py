@@ -343,5 +343,48 @@ def largest_within(space: MDLSpace, budget: int, names: Sequence[str] | None = N
     return best[1]
 
 
-__all__ = ["TaskData", "task_data", "train_supernet", "finetune", "accuracy", "outputs", "add_task", "train_task",
+def run_mdl(tasks: Mapping[str, TaskData], steps: int = 300, budget: int | None = None, seed: int = 0,
+            add: TaskData | None = None, population: int = 16, cycles: int = 64) -> dict[str, Any]:
+    """The whole MDL-NAS protocol on ``tasks``: supernet training (``steps``), joint search under
+    ``budget`` (default: half the storage of separate largest models), ``steps // 3`` finetuning
+    steps; with ``add``, that task is then learnt incrementally (its own parts only; its
+    architecture searched under a quarter of the budget more) and the old tasks' test logits are
+    compared bit for bit. Returns a plain dict (architectures as text)."""
+    if not tasks:
+        raise NasforgeError("run_mdl needs at least one task")
+    seed = check_seed(seed)
+    check_int(steps, "steps", 1)
+    space = MDLSpace([d.spec for d in tasks.values()])
+    if budget is None:
+        budget = space.storage({n: space.largest(0.0) for n in tasks})["total"] // 2
+    net = space.supernet(seed)
+    train_supernet(net, tasks, steps, seed=seed)
+    size = min(4, population)
+    found = joint_search(net, tasks, budget, population=population, cycles=cycles, sample_size=size, seed=seed)
+    finetune(net, tasks, found.arch, steps // 3, seed=seed + 1)
+    arch = found.arch
+    out: dict[str, Any] = {
+        "arch": space.format(arch), "budget": budget, "storage": space.storage(arch),
+        "val_acc": {n: accuracy(net, n, arch[n], d, "val") for n, d in tasks.items()},
+        "test_acc": {n: accuracy(net, n, arch[n], d, "test") for n, d in tasks.items()}}
+    if add is not None:
+        before = {n: outputs(net, n, arch[n], d.x_test).clone() for n, d in tasks.items()}
+        add_task(net, add, seed=seed + 100)
+        name = add.spec.name
+        train_task(net, name, add, steps, seed=seed + 2)
+        budget2 = out["storage"]["total"] + budget // 4
+        found2 = joint_search(net, {**tasks, name: add}, budget2, population=population, cycles=cycles, sample_size=size,
+                              fixed=arch, seed=seed + 3)
+        train_task(net, name, add, steps // 3, archs=found2.arch[name], seed=seed + 4)
+        st2 = net.space.storage(found2.arch)
+        out["added"] = {
+            "task": name, "arch": net.space.format_task(found2.arch[name]), "budget": budget2, "storage": st2,
+            "added_storage": st2["total"] - out["storage"]["total"],
+            "test_acc": accuracy(net, name, found2.arch[name], add, "test"),
+            "old_identical": {n: bool(torch.equal(before[n], outputs(net, n, arch[n], d.x_test)))
+                              for n, d in tasks.items()}}
+    return out
+
+
+__all__ = ["run_mdl", "TaskData", "task_data", "train_supernet", "finetune", "accuracy", "outputs", "add_task", "train_task",
            "SearchResult", "joint_search", "train_separate", "model_accuracy", "largest_within"]
