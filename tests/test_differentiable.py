@@ -221,14 +221,23 @@ def test_lambda_darts_finite_difference_matches_the_exact_alignment_gradient(dig
     ex = torch.cat([(torch.zeros_like(p) if e is None else -e).flatten() for p, e in zip(w, exact)])
     assert float(F.cosine_similarity(reg, ex, dim=0)) > 0.9999
     assert float(reg.norm() / ex.norm()) == pytest.approx(1.0, rel=1e-3)
-    # λ ramps linearly over the first half of the epochs by default
+    # by default (the authors' code) λ ramps linearly over the whole run: 0.125 * epoch / (epochs - 1)
     m2 = DifferentiableSearch(digits, "lambda-darts", net=NET, **FAST).method
+    assert m2.params["eps0"] == 1e-4 and m2.params["lam"] == 0.125
     m2.begin_epoch(0, 10)
     assert m2.lam() == 0.0
     m2.begin_epoch(2, 10)
-    assert m2.lam() == pytest.approx(0.125 * 2 / 5)
-    m2.begin_epoch(7, 10)
+    assert m2.lam() == pytest.approx(0.125 * 2 / 9)
+    m2.begin_epoch(9, 10)
     assert m2.lam() == pytest.approx(0.125)
+    # ramp=0.5: full λ from epoch 0.5 * (epochs - 1) on; one epoch: full λ at once
+    m3 = DifferentiableSearch(digits, "lambda-darts", net=NET, method_params={"ramp": 0.5}, **FAST).method
+    m3.begin_epoch(2, 11)
+    assert m3.lam() == pytest.approx(0.125 * 2 / 5)
+    m3.begin_epoch(7, 11)
+    assert m3.lam() == pytest.approx(0.125)
+    m3.begin_epoch(0, 1)
+    assert m3.lam() == pytest.approx(0.125)
 
 
 def test_idarts_hypergradient(digits):
