@@ -1,5 +1,7 @@
 """``nasforge audit ARCH``: how prone an architecture is to backdoors (EVAS's NTK score, and
-optionally a short poisoned training measuring the attack success rate)."""
+optionally a short training measuring the attack success rate: ``--train`` / ``--train poisoned``
+trains the network and the trigger together on poisoned data, ``--train clean`` is EVAS's protocol,
+clean training and then a trigger fitted against the frozen network)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ def add_parser(sub: Any) -> None:
         "audit", help="backdoor proneness of one architecture (EVAS NTK score; --train: attack success rate)",
         description="Score ARCH's backdoor proneness: the condition number of the NTK of an input-aware trigger "
                     "generator through the untrained network (EVAS; lower = the trigger is learnt more easily), "
-                    "placed among random architectures of the space; with --train, train the network and the "
-                    "trigger together on poisoned data and report clean accuracy and attack success rate.")
+                    "placed among random architectures of the space; with --train (= --train poisoned), train the "
+                    "network and the trigger together on poisoned data; with --train clean (EVAS's protocol), train "
+                    "the network on clean data only, freeze it, then fit the trigger against it; either way report "
+                    "clean accuracy and attack success rate. Example: nasforge audit "
+                    "'|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
+                    "--train clean --epochs 5")
     a.add_argument("arch", help="the architecture, in the space's text form")
     a.add_argument("--space", default="nb201", help="search space of ARCH (default nb201)")
     a.add_argument("--dataset", default="digits", help="digits, cifar10, a .npz file or an image folder (default digits)")
@@ -26,7 +32,12 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--repeats", type=int, default=3, help="initialisations scored, median taken (default 3)")
     a.add_argument("--reference", type=int, default=10,
                    help="random architectures scored for comparison (default 10; 0: none)")
-    a.add_argument("--train", action="store_true", help="also train on poisoned data and measure attack success")
+    a.add_argument("--train", nargs="?", const="poisoned", default=None, choices=("poisoned", "clean"),
+                   help="also train and measure attack success: poisoned (the default when no value is given: "
+                        "network and trigger trained together on poisoned data) or clean (EVAS: clean training, "
+                        "then the trigger fitted against the frozen network)")
+    a.add_argument("--trigger-epochs", dest="trigger_epochs", type=int, default=None,
+                   help="--train clean: epochs fitting the trigger against the trained network (default 10)")
     a.add_argument("--epochs", type=int, default=None, help="epochs of the poisoned training (default 10)")
     a.add_argument("--poison-rate", dest="poison_rate", type=float, default=0.1,
                    help="share of each training batch carrying the trigger (default 0.1)")
@@ -46,11 +57,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     epochs = check_int(args.epochs if args.epochs is not None else 10, "--epochs", 1)
     poison = check_float(args.poison_rate, "--poison-rate", 0, 1, low_open=True, high_open=True)
     area = check_float(args.mask_area, "--mask-area", 0, 1, low_open=True)
+    trigger_epochs = check_int(args.trigger_epochs if args.trigger_epochs is not None else 10, "--trigger-epochs", 1)
+    if args.train != "clean" and args.trigger_epochs is not None:
+        raise NasforgeError("--trigger-epochs applies to --train clean only")
     import numpy as np
     import torch
 
     from nasforge.data import load_dataset
-    from nasforge.estimation.backdoor import BackdoorEstimator, poisoned_training
+    from nasforge.estimation.backdoor import BackdoorEstimator, clean_training_attack, poisoned_training
     from nasforge.spaces import get_space
 
     space = get_space(args.space)
@@ -75,11 +89,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ref = [est.estimate(space.sample(rng)).metrics["kappa_trigger"] for _ in range(n_ref)]
         out["reference_kappa_trigger"] = ref
         out["more_prone_than"] = float(np.mean([r > m["kappa_trigger"] for r in ref]))
-    if args.train:
+    if args.train == "poisoned":
         model = est.build(arch, 0)
         out["poisoned_training"] = {"epochs": epochs, "poison_rate": poison, "mask_area": area, "target": args.target,
                                     **poisoned_training(model, data, epochs=epochs, poison_rate=poison,
                                                         target=args.target, mask_budget=area, seed=seed)}
+    elif args.train == "clean":
+        model = est.build(arch, 0)
+        out["clean_training"] = {"epochs": epochs, "trigger_epochs": trigger_epochs, "mask_area": area,
+                                 "target": args.target,
+                                 **clean_training_attack(model, data, epochs=epochs, trigger_epochs=trigger_epochs,
+                                                         target=args.target, mask_budget=area, seed=seed)}
     if args.json:
         def finite(v: Any) -> Any:  # an infinite condition number (a singular NTK) is written as null
             if isinstance(v, float):
@@ -98,9 +118,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
         ref = sorted(out["reference_kappa_trigger"])
         print(f"more prone than {100 * out['more_prone_than']:.0f}% of {n_ref} random architectures "
               f"(their kappa_trigger: median {float(np.median(ref)):.4g}, range {ref[0]:.4g}..{ref[-1]:.4g})")
-    if args.train:
+    if args.train == "poisoned":
         p = out["poisoned_training"]
         print(f"poisoned training ({epochs} epochs, {100 * poison:g}% poisoned, trigger on {100 * area:g}% of each "
               f"image, target {args.target}): clean accuracy {p['clean_acc']:.2f}%, attack success rate "
               f"{p['asr']:.2f}%")
+    elif args.train == "clean":
+        p = out["clean_training"]
+        print(f"clean training ({epochs} epochs, nothing poisoned), then the trigger fitted {trigger_epochs} epochs "
+              f"against the frozen network (trigger on {100 * area:g}% of each image, target {args.target}): "
+              f"clean accuracy {p['clean_acc']:.2f}%, attack success rate {p['asr']:.2f}%")
     return 0

@@ -16,6 +16,26 @@ from nasforge.cli.options import finite_float, parse_key_values, parse_top_k, po
 from nasforge.errors import NasforgeError
 
 SPLIT_CHOICES = ("none", "fewshot", "lid", "gradient")
+SCORE_CHOICES = ("acc", "flatness", "acc+flatness")
+
+
+def _stds(text: str) -> list[float]:
+    from nasforge.estimation.flatness import check_stds
+
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise NasforgeError(f"bad --stds {text!r}: expected comma-separated numbers, e.g. 0.001,0.003,0.006") from None
+    try:
+        return check_stds(values)
+    except NasforgeError:
+        raise NasforgeError(f"bad --stds {text!r}: expected positive, strictly increasing standard deviations") from None
+
+
+def _flat_weight(v: float) -> float:
+    if not v >= 0:
+        raise NasforgeError(f"bad --flat-weight {v!r}: expected a number >= 0")
+    return float(v)
 
 
 def add_parser(sub: Any) -> None:
@@ -76,7 +96,10 @@ def add_parser(sub: Any) -> None:
                         description="Score a fixed random sample of architectures (BatchNorm recalibrated per "
                                     "architecture, accuracy on held-back images). Rows are appended to --out as they "
                                     "are computed. With --benchmark, print Kendall tau, Spearman rho, top-k precision "
-                                    "and the top-1 pick.")
+                                    "and the top-1 pick. --score flatness or acc+flatness also measures GeNAS's "
+                                    "flatness of the inherited weights (weights perturbed by Gaussian noise, held-back "
+                                    "loss read at each level) and ranks by all three criteria. Example: nasforge "
+                                    "supernet rank --run runs/sn --score acc+flatness --benchmark nb201:cifar10")
     run_arg(r)
     r.add_argument("--n", type=int, default=200, help="random architectures to score (default 200)")
     r.add_argument("--sample-seed", dest="sample_seed", type=int, default=0, help="seed of the sample (default 0)")
@@ -90,8 +113,10 @@ def add_parser(sub: Any) -> None:
 
     s = ssub.add_parser("search", help="search architectures with a strategy, scored by the supernet",
                         description="Run a search strategy whose estimator is the trained supernet (inherited "
-                                    "weights, BatchNorm recalibrated per architecture). The study persists in "
-                                    "--storage.")
+                                    "weights, BatchNorm recalibrated per architecture), maximising the path's "
+                                    "held-back accuracy, GeNAS's flatness or their combination (--score). The study "
+                                    "persists in --storage. Example: nasforge supernet search --run runs/sn "
+                                    "--score flatness --budget 100 --benchmark nb201:cifar10")
     run_arg(s)
     s.add_argument("--strategy", default="re", help="random, re, ls, bo, ... (default re)")
     s.add_argument("--budget", type=positive_int, default=100, help="architectures to evaluate (default 100)")
@@ -113,6 +138,13 @@ def eval_args(p: argparse.ArgumentParser) -> None:
                    help=f"their size (default {BN_BATCH_SIZE})")
     p.add_argument("--n-eval", dest="n_eval", type=int, default=None, help="held-back images per architecture "
                                                                            "(default all)")
+    p.add_argument("--score", default="acc", choices=SCORE_CHOICES,
+                   help="acc: held-back accuracy (default); flatness: GeNAS's flatness of the inherited weights; "
+                        "acc+flatness: acc/100 + FLAT_WEIGHT * flatness / first noise level (GeNAS's combination)")
+    p.add_argument("--stds", default="0.001,0.003,0.006",
+                   help="noise levels of the flatness, increasing standard deviations (default 0.001,0.003,0.006)")
+    p.add_argument("--flat-weight", dest="flat_weight", type=finite_float, default=1.0,
+                   help="weight of flatness in acc+flatness (GeNAS's gamma; default 1)")
 
 
 def _threads(n: int) -> None:
@@ -157,8 +189,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         for m in metrics:
             bench.column(m)  # validates
+    stds, weight = _stds(args.stds), _flat_weight(args.flat_weight)
+    flat = args.score != "acc"
     res = run.rank(n=args.n, sample_seed=args.sample_seed, bn_batches=args.bn_batches,
-                   bn_batch_size=args.bn_batch_size, n_eval=args.n_eval, out=args.out, progress=not args.quiet)
+                   bn_batch_size=args.bn_batch_size, n_eval=args.n_eval, out=args.out, progress=not args.quiet,
+                   flatness=flat, stds=stds)
     noun = run.layout.noun
     print(f"{res.out}: {res.scored_before} of {len(res.archs)} {noun} already scored; BN recalibration on "
           f"{args.bn_batches} x {args.bn_batch_size} training images, accuracy on {res.n_eval} held-back images")
@@ -166,13 +201,23 @@ def cmd_rank(args: argparse.Namespace) -> int:
           f"(min {res.acc.min():.2f}, max {res.acc.max():.2f})")
     best = res.best()
     print(f"top-1 by the supernet: {run.space.format(res.archs[best])} ({res.acc[best]:.2f}%)")
+    scores = list(SCORE_CHOICES) if flat else ["acc"]
+    if flat:
+        assert res.flatness is not None
+        print(f"flatness at noise levels {','.join(f'{s:g}' for s in stds)}: mean {res.flatness.mean():.4g} "
+              f"(min {res.flatness.min():.4g}, max {res.flatness.max():.4g})")
+        for sc in scores[1:]:
+            b = res.best(sc, weight)
+            print(f"top-1 by {sc}: {run.space.format(res.archs[b])} ({res.acc[b]:.2f}%, flatness "
+                  f"{res.flatness[b]:.4g})")
     if bench is not None:
-        rows = rank_correlations(res, bench, metrics, top_k)
-        print(f"\n{bench.name}: supernet accuracy vs table, {len(res.archs)} {noun}")
-        head = ["metric", "Kendall tau", "Spearman rho"] + [
+        rows = [r for sc in scores for r in rank_correlations(res, bench, metrics, top_k, score=sc, flat_weight=weight)]
+        what = "supernet accuracy" if not flat else f"supernet scores (acc+flatness with weight {weight:g})"
+        print(f"\n{bench.name}: {what} vs table, {len(res.archs)} {noun}")
+        head = (["score"] if flat else []) + ["metric", "Kendall tau", "Spearman rho"] + [
             f"top-{k * 100:g}%" if k < 1 else f"top-{int(k)}" for k in top_k] + ["top-1 pick", "best of sample"]
-        table = [[r["metric"], f"{r['tau']:.3f}", f"{r['rho']:.3f}"] + [f"{p:.2f}" for p in r["top_k"]]
-                 + [f"{r['pick']:.2f}", f"{r['best']:.2f}"] for r in rows]
+        table = [([r["score"]] if flat else []) + [r["metric"], f"{r['tau']:.3f}", f"{r['rho']:.3f}"]
+                 + [f"{p:.2f}" for p in r["top_k"]] + [f"{r['pick']:.2f}", f"{r['best']:.2f}"] for r in rows]
         widths = [max(len(str(r[i])) for r in [head] + table) for i in range(len(head))]
         for r in [head] + table:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -187,13 +232,17 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     _threads(args.threads)
     run = SupernetRun.open(args.run, data_dir=args.data_dir)
-    est = run.estimator(bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, n_eval=args.n_eval)
+    est = run.estimator(bn_batches=args.bn_batches, bn_batch_size=args.bn_batch_size, n_eval=args.n_eval,
+                        score=args.score, stds=_stds(args.stds), flat_weight=_flat_weight(args.flat_weight))
     space = run.space
     strategy = get_strategy(args.strategy, space, seed=args.seed, **_parse_params(args.param))
-    name = args.study or f"supernet-{Path(args.run).name}-{args.strategy}-seed{args.seed}"
-    study = Study(name, space, "valid_acc", maximize=True, storage=get_storage(args.storage),
-                  config={"supernet": {"run": str(Path(args.run).resolve()), "strategy": args.strategy,
-                                      "seed": args.seed}})
+    by = "" if args.score == "acc" else f"-{args.score.replace('+', '-')}"
+    name = args.study or f"supernet-{Path(args.run).name}-{args.strategy}{by}-seed{args.seed}"
+    config: dict[str, Any] = {"run": str(Path(args.run).resolve()), "strategy": args.strategy, "seed": args.seed}
+    if args.score != "acc":
+        config.update(score=args.score, stds=list(est.evaluator.stds), flat_weight=est.flat_weight)
+    study = Study(name, space, est.objective, maximize=True, storage=get_storage(args.storage),
+                  config={"supernet": config})
     print(f"study {name!r}: {strategy!r} on {est!r}")
     t0 = time.perf_counter()
     study.optimize(strategy, est, n_trials=args.budget, progress=not args.quiet)
@@ -202,7 +251,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if best is None:
         print("no complete trial")
         return 1
-    print(f"best by supernet valid_acc: {space.format(space.coerce(best.arch))} ({best.value:.2f}%)")
+    unit = "%" if est.objective == "valid_acc" else ""
+    print(f"best by supernet {est.objective}: {space.format(space.coerce(best.arch))} ({best.value:.4g}{unit})")
     from nasforge.cli.notes import where_written
 
     print(where_written(name, args.storage))

@@ -19,7 +19,13 @@
 * :func:`poisoned_training` — a short training of the network and the trigger generator together
   on data of which a fraction carries the trigger and the target label (the mask's mean area is
   kept under a budget); reports clean test accuracy and the attack success rate (the share of
-  triggered test inputs of other classes that the network assigns to the target).
+  triggered test inputs of other classes that the network assigns to the target). This is the
+  audit's stress test, not EVAS's threat model.
+* :func:`clean_training_attack` — EVAS's own protocol: the network is trained on *clean* data
+  only (nothing poisoned: the backdoor, if any, is in the architecture), then frozen, and only
+  afterwards is the input-aware trigger generator fitted against it (images of the other classes
+  pushed to the target class, the trigger covering a fixed share of each image); reports clean test
+  accuracy and the attack success rate of the fitted trigger on the test split.
 """
 
 from __future__ import annotations
@@ -38,7 +44,11 @@ from nasforge.errors import NasforgeError, check_float, check_int
 from nasforge.estimation.base import Estimator, Measurement
 from nasforge.spaces.base import SearchSpace
 
-__all__ = ["TriggerGenerator", "ntk_condition", "evas_scores", "BackdoorEstimator", "poisoned_training"]
+__all__ = ["TriggerGenerator", "ntk_condition", "evas_scores", "BackdoorEstimator", "poisoned_training",
+           "clean_training_attack", "TRAINING_PROTOCOLS"]
+
+#: how an audit trains the network before measuring the attack success rate
+TRAINING_PROTOCOLS = ("poisoned", "clean")
 
 
 class TriggerGenerator(nn.Module):
@@ -238,3 +248,95 @@ def poisoned_training(model: nn.Module, dataset: Dataset, epochs: int = 10, pois
         asr = float((model(xo).argmax(1) == int(target)).float().mean()) * 100
         area = float(generator.mask(xt).mean())
     return {"clean_acc": clean, "asr": asr, "mask_area": area}
+
+
+def _check_attack(dataset: Dataset, target: int, mask_budget: float) -> float:
+    mask_budget = check_float(mask_budget, "mask_budget", 0, 1, low_open=True)
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= int(target) < dataset.num_classes:
+        raise NasforgeError(f"bad target class {target!r}: expected 0..{dataset.num_classes - 1}")
+    if dataset.kind != "image":
+        raise NasforgeError(f"the trigger generator needs image data; dataset {dataset.name!r} holds vectors")
+    return mask_budget
+
+
+def clean_training_attack(model: nn.Module, dataset: Dataset, epochs: int = 10, trigger_epochs: int = 5,
+                          target: int = 0, mask_budget: float = 0.1, lr: float = 0.1, batch_size: int = 64,
+                          trigger_lr: float = 1e-2, seed: int = 0) -> dict[str, float]:
+    """EVAS's protocol: train ``model`` on clean data, freeze it, then fit an input-aware trigger
+    generator against it; return ``clean_acc`` and ``asr`` (%) on the test split, ``mask_area``
+    and ``trigger_loss`` (the generator's mean loss over its last epoch).
+
+    Training: ``epochs`` epochs of cross-entropy on the unmodified training split, SGD (Nesterov
+    momentum 0.9, weight decay 5e-4, cosine schedule from ``lr``), as :func:`poisoned_training`
+    but with no trigger and no relabelled example. Attack: the network in eval mode with its
+    weights fixed; a :class:`TriggerGenerator` covering ``mask_budget`` of each image is trained
+    with Adam (``trigger_lr``) for ``trigger_epochs`` epochs over the training images of the other
+    classes to make the network output ``target`` (cross-entropy). ASR: the share of triggered test
+    images of the other classes classified as ``target``. Data order and the generator's initial
+    weights come from ``seed``.
+    """
+    epochs = check_int(epochs, "epochs", 1)
+    trigger_epochs = check_int(trigger_epochs, "trigger_epochs", 1)
+    mask_budget = _check_attack(dataset, target, mask_budget)
+    lr = check_float(lr, "lr", 0, None, low_open=True)
+    trigger_lr = check_float(trigger_lr, "trigger_lr", 0, None, low_open=True)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    target = int(target)
+    gen_rng = torch.Generator().manual_seed(int(seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) + 1)
+        generator = TriggerGenerator(dataset.in_channels, area=mask_budget)
+    x_all, y_all = torch.from_numpy(dataset.x_train).float(), torch.from_numpy(dataset.y_train).long()
+    n = len(y_all)
+    steps = epochs * math.ceil(n / batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    for _ in range(epochs):  # 1. clean training: no example carries a trigger
+        model.train()
+        perm = torch.randperm(n, generator=gen_rng)
+        for i in range(0, n, batch_size):
+            idx = perm[i: i + batch_size]
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if not math.isfinite(float(loss.detach())):
+                raise NasforgeError("clean training diverged (loss is not finite)")
+    # 2. the trained network is fixed; only the trigger generator learns
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x_src = x_all[y_all != target]
+    if len(x_src) == 0:
+        raise NasforgeError(f"every training example is of the target class {target}; nothing to attack")
+    g_opt = torch.optim.Adam(generator.parameters(), lr=trigger_lr)
+    aim = torch.full((batch_size,), target, dtype=torch.long)
+    last = math.nan
+    try:
+        for _ in range(trigger_epochs):
+            generator.train()
+            perm = torch.randperm(len(x_src), generator=gen_rng)
+            total, count = 0.0, 0
+            for i in range(0, len(x_src), batch_size):
+                xb = x_src[perm[i: i + batch_size]]
+                loss = F.cross_entropy(model(generator(xb)), aim[: len(xb)])
+                g_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                g_opt.step()
+                total += float(loss.detach()) * len(xb)
+                count += len(xb)
+            last = total / max(1, count)
+            if not math.isfinite(last):
+                raise NasforgeError("trigger fitting diverged (loss is not finite)")
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    generator.eval()
+    xt, yt = torch.from_numpy(dataset.x_test).float(), torch.from_numpy(dataset.y_test).long()
+    with torch.no_grad():
+        clean = float((model(xt).argmax(1) == yt).float().mean()) * 100
+        other = yt != target
+        asr = float((model(generator(xt[other])).argmax(1) == target).float().mean()) * 100
+        area = float(generator.mask(xt).mean())
+    return {"clean_acc": clean, "asr": asr, "mask_area": area, "trigger_loss": last}

@@ -13,11 +13,23 @@ cross-entropy ``L_j`` of the perturbed network on held-out data is measured at e
 ``1 / (P + 1e-5)``: higher means a wider, flatter minimum. The network runs in eval mode with the
 BatchNorm statistics it was trained with; the noise is drawn from a seeded generator, so the same
 network and seed give the same value.
+
+On supernet weights (GeNAS's search, :class:`~nasforge.oneshot.evaluate.PathEvaluator` with
+``flatness=True``) the reference search uses much smaller levels, :data:`GENAS_SUPERNET_STDS`
+(0.001, 0.003, 0.006), after recalibrating the path's BatchNorm statistics, and combines the
+measure with the path's validation accuracy ``a`` (a fraction) as
+
+    a + gamma * flatness / sigma_1                      (:func:`genas_combined`)
+
+(the reference code's ``acc + wlm_weight * (1 / stds[0]) * wlm``). Since ``sigma_1 * P`` is
+close to the unperturbed loss for small levels, ``flatness / sigma_1`` is of the order of one over
+the validation loss, so ``gamma`` near 1 weighs the two terms about equally.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -26,10 +38,30 @@ from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
 
-__all__ = ["GENAS_STDS", "genas_flatness", "poor_minimum"]
+__all__ = ["GENAS_STDS", "GENAS_SUPERNET_STDS", "genas_flatness", "genas_combined", "poor_minimum", "check_stds"]
 
 #: the perturbation levels of the GeNAS reference code
 GENAS_STDS: tuple[float, ...] = (0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05)
+#: the levels of the reference search on supernet weights
+GENAS_SUPERNET_STDS: tuple[float, ...] = (0.001, 0.003, 0.006)
+
+
+def check_stds(stds: Sequence[float]) -> list[float]:
+    """``stds`` as floats; an error unless they are positive and strictly increasing."""
+    try:
+        out = [float(s) for s in stds]
+    except (TypeError, ValueError):
+        raise NasforgeError(f"bad noise levels {stds!r}: expected numbers") from None
+    if not out or out[0] <= 0 or any(b <= a for a, b in zip(out, out[1:])) or not all(map(math.isfinite, out)):
+        raise NasforgeError(f"bad noise levels {out}: expected positive, strictly increasing standard deviations")
+    return out
+
+
+def genas_combined(acc: float, flatness: float, stds: Sequence[float] = GENAS_SUPERNET_STDS,
+                   weight: float = 1.0) -> float:
+    """GeNAS's accuracy + flatness score ``acc + weight * flatness / stds[0]``; ``acc`` is a
+    fraction in [0, 1] (divide a percentage by 100)."""
+    return float(acc) + float(weight) * float(flatness) / check_stds(stds)[0]
 
 
 def poor_minimum(losses: Sequence[float], stds: Sequence[float]) -> float:
@@ -55,9 +87,7 @@ def genas_flatness(model: nn.Module, inputs: Tensor, targets: Tensor, stds: Sequ
                    seed: int = 0, batch_size: int = 1024) -> tuple[float, list[float]]:
     """``(flatness, losses per noise level)`` of ``model`` on ``(inputs, targets)``; ``model`` is
     left unchanged (a copy is perturbed)."""
-    stds = [float(s) for s in stds]
-    if not stds or stds[0] <= 0 or any(b <= a for a, b in zip(stds, stds[1:])):
-        raise NasforgeError(f"bad noise levels {stds}: expected positive, strictly increasing standard deviations")
+    stds = check_stds(stds)
     net = copy.deepcopy(model)
     net.eval()
     gen = torch.Generator().manual_seed(int(seed))

@@ -10,6 +10,16 @@ images for every architecture; :class:`PathEvaluator` takes other counts.
 
 The architecture is then scored on held-back images (the dataset's validation split, never
 trained on): accuracy (%) and mean cross-entropy.
+
+With ``flatness=True`` the path is also scored by GeNAS's flatness of the inherited weights
+(Jeong et al., IJCAI 2023; :func:`nasforge.estimation.flatness.genas_flatness`): after the same
+BatchNorm recalibration, a copy of the supernet has every weight perturbed with Gaussian noise of
+growing standard deviation (default :data:`~nasforge.estimation.flatness.GENAS_SUPERNET_STDS`,
+0.001, 0.003, 0.006, as the reference search), the cross-entropy of the path on the same held-back
+images is read at each level, and ``flatness = 1 / (P + 1e-5)`` from the summed loss slope ``P``.
+The noise comes from one seeded generator (the same draws for every architecture). The
+:class:`SupernetEstimator` searches by accuracy, flatness or GeNAS's combination
+``acc / 100 + gamma * flatness / sigma_1`` (``score="acc"``, ``"flatness"``, ``"acc+flatness"``).
 """
 
 from __future__ import annotations
@@ -26,14 +36,29 @@ from torch import Tensor, nn
 from nasforge.data import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimation.base import Estimator, Measurement
+from nasforge.estimation.flatness import GENAS_SUPERNET_STDS, check_stds, genas_combined, genas_flatness
 from nasforge.estimation.training import arch_seed
 from nasforge.spaces.supernet import Supernet, SupernetLayout, default_layout
 
 __all__ = ["recalibrate_bn", "evaluate_path", "PathEvaluator", "SupernetEstimator", "BN_BATCHES", "BN_BATCH_SIZE",
-           "sample_archs", "ENUMERATE_LIMIT"]
+           "sample_archs", "ENUMERATE_LIMIT", "SCORES", "PathNet"]
 
 BN_BATCHES = 4
 BN_BATCH_SIZE = 128
+#: what a supernet estimator can search by
+SCORES = ("acc", "flatness", "acc+flatness")
+
+
+class PathNet(nn.Module):
+    """One path of a supernet as a plain module: ``forward(x) = supernet(x, arch)`` (shares the
+    supernet's weights)."""
+
+    def __init__(self, supernet: Supernet, arch: Any) -> None:
+        super().__init__()
+        self.supernet, self.arch = supernet, arch
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.supernet(x, self.arch)
 
 
 @torch.no_grad()
@@ -92,12 +117,14 @@ class PathEvaluator:
     (each architecture is scored by the sub-supernet that holds it). Calibration: ``bn_batches``
     batches of ``bn_batch_size`` training images drawn once (seeded), without augmentation.
     Scoring: the first ``n_eval`` images (all by default) of ``split`` (``"valid"``; ``"test"``
-    only for reporting).
+    only for reporting). ``flatness``: also GeNAS's flatness of the inherited weights on the same
+    images, at noise levels ``stds`` (see the module docstring); the noise is seeded from ``seed``.
     """
 
     def __init__(self, supernets: Any, dataset: Dataset, bn_batches: int = BN_BATCHES,
                  bn_batch_size: int = BN_BATCH_SIZE, n_eval: int | None = None, split: str = "valid",
-                 seed: int = 0, eval_batch_size: int = 500) -> None:
+                 seed: int = 0, eval_batch_size: int = 500, flatness: bool = False,
+                 stds: Sequence[float] = GENAS_SUPERNET_STDS) -> None:
         if split not in ("valid", "test"):
             raise NasforgeError(f"unknown split {split!r}; allowed: valid, test")
         if bn_batches < 1 or bn_batch_size < 1:
@@ -120,19 +147,32 @@ class PathEvaluator:
             raise NasforgeError(f"n_eval must lie in 1..{len(y)} ({split} images), got {n_eval}")
         self.x, self.y = torch.from_numpy(x[:n]), torch.from_numpy(y[:n])
         self.eval_batch_size = int(eval_batch_size)
+        self.flatness = bool(flatness)
+        self.stds = tuple(check_stds(stds))
+        self.noise_seed = arch_seed(seed, "genas-flatness")
 
-    def score(self, arch: Any) -> dict[str, float]:
-        """``acc`` (%), ``loss`` and ``seconds`` for one architecture."""
+    def score(self, arch: Any) -> dict[str, Any]:
+        """``acc`` (%), ``loss`` and ``seconds`` for one architecture; with flatness also
+        ``flatness`` and ``flat_losses`` (the loss at each noise level)."""
         t0 = time.perf_counter()
         idx = self.layout.coerce_indices(arch)
         model = _route(self.supernets, idx)
         recalibrate_bn(model, idx, self.calib)
         acc, loss = evaluate_path(model, idx, self.x, self.y, self.eval_batch_size)
-        return {"acc": acc, "loss": loss, "seconds": time.perf_counter() - t0}
+        out: dict[str, Any] = {"acc": acc, "loss": loss}
+        if self.flatness:
+            flat, losses = genas_flatness(PathNet(model, idx), self.x, self.y, self.stds, seed=self.noise_seed,
+                                          batch_size=self.eval_batch_size)
+            out.update(flatness=flat, flat_losses=losses)
+        out["seconds"] = time.perf_counter() - t0
+        return out
 
     def settings(self) -> dict[str, Any]:
-        return {"bn_batches": self.bn_batches, "bn_batch_size": self.bn_batch_size, "n_eval": len(self.y),
-                "split": self.split, "seed": self.seed}
+        out = {"bn_batches": self.bn_batches, "bn_batch_size": self.bn_batch_size, "n_eval": len(self.y),
+               "split": self.split, "seed": self.seed}
+        if self.flatness:
+            out["stds"] = list(self.stds)
+        return out
 
 
 class SupernetEstimator(Estimator):
@@ -142,17 +182,36 @@ class SupernetEstimator(Estimator):
     (see :class:`PathEvaluator`): metrics ``valid_acc`` (%) and ``valid_loss`` (``test_*`` when
     ``split="test"``), cost = seconds of the evaluation. There is a single fidelity (``None``).
     ``threads`` sets ``torch.set_num_threads`` when given.
+
+    ``score`` (one of :data:`SCORES`) names what a search should maximise, :attr:`objective`:
+    ``"acc"`` (``valid_acc``), ``"flatness"`` (``valid_flatness``, GeNAS's flatness of the inherited
+    weights at noise levels ``stds``) or ``"acc+flatness"`` (``valid_genas`` = ``valid_acc / 100 +
+    flat_weight * valid_flatness / stds[0]``, GeNAS's combination). The flatness metrics are
+    measured only when the score needs them.
     """
 
     fidelities = None
 
     def __init__(self, supernets: Any, dataset: Dataset, bn_batches: int = BN_BATCHES,
                  bn_batch_size: int = BN_BATCH_SIZE, n_eval: int | None = None, split: str = "valid",
-                 seed: int = 0, threads: int | None = None) -> None:
+                 seed: int = 0, threads: int | None = None, score: str = "acc",
+                 stds: Sequence[float] = GENAS_SUPERNET_STDS, flat_weight: float = 1.0) -> None:
+        if score not in SCORES:
+            raise NasforgeError(f"unknown supernet score {score!r}; allowed: {', '.join(SCORES)}")
+        if isinstance(flat_weight, bool) or not isinstance(flat_weight, (int, float)) or not (
+                np.isfinite(flat_weight) and flat_weight >= 0):
+            raise NasforgeError(f"bad flat_weight {flat_weight!r}: expected a finite number >= 0")
         if threads is not None:
             torch.set_num_threads(int(threads))
-        self.evaluator = PathEvaluator(supernets, dataset, bn_batches, bn_batch_size, n_eval, split, seed)
+        self.score, self.flat_weight = score, float(flat_weight)
+        self.evaluator = PathEvaluator(supernets, dataset, bn_batches, bn_batch_size, n_eval, split, seed,
+                                       flatness=score != "acc", stds=stds)
         self.prefix = "valid" if split == "valid" else "test"
+
+    @property
+    def objective(self) -> str:
+        """The metric a search by :attr:`score` maximises."""
+        return f"{self.prefix}_" + {"acc": "acc", "flatness": "flatness", "acc+flatness": "genas"}[self.score]
 
     def estimate(self, arch: Any, fidelity: float | None = None) -> Measurement:
         if fidelity is not None:
@@ -160,17 +219,27 @@ class SupernetEstimator(Estimator):
         layout = self.evaluator.layout
         idx = layout.coerce_indices(arch)
         r = self.evaluator.score(idx)
-        metrics = {f"{self.prefix}_acc": r["acc"], f"{self.prefix}_loss": r["loss"]}
+        p = self.prefix
+        metrics = {f"{p}_acc": r["acc"], f"{p}_loss": r["loss"]}
+        if self.evaluator.flatness:
+            metrics[f"{p}_flatness"] = r["flatness"]
+            metrics[f"{p}_genas"] = genas_combined(r["acc"] / 100.0, r["flatness"], self.evaluator.stds,
+                                                   self.flat_weight)
         return Measurement(metrics, r["seconds"], None, {"arch": layout.space.format(layout.arch(idx))})
 
     @property
     def metric_names(self) -> list[str]:
-        return [f"{self.prefix}_acc", f"{self.prefix}_loss"]
+        names = [f"{self.prefix}_acc", f"{self.prefix}_loss"]
+        if self.evaluator.flatness:
+            names += [f"{self.prefix}_flatness", f"{self.prefix}_genas"]
+        return names
 
     def __repr__(self) -> str:
         s = self.evaluator.settings()
+        extra = "" if self.score == "acc" else (f", score={self.score}, stds={s['stds']}"
+                                                + (f", flat_weight={self.flat_weight:g}" if self.score != "flatness" else ""))
         return (f"SupernetEstimator(bn={s['bn_batches']}x{s['bn_batch_size']}, n_eval={s['n_eval']} "
-                f"{s['split']} images)")
+                f"{s['split']} images{extra})")
 
 
 #: spaces (or restricted supernets) up to this many architectures are sampled by enumeration

@@ -51,7 +51,8 @@ import torch
 
 from nasforge.errors import NasforgeError, unknown
 from nasforge.estimation.training import arch_seed
-from nasforge.oneshot.evaluate import BN_BATCH_SIZE, BN_BATCHES, PathEvaluator, SupernetEstimator, sample_archs
+from nasforge.estimation.flatness import GENAS_SUPERNET_STDS, check_stds
+from nasforge.oneshot.evaluate import BN_BATCH_SIZE, BN_BATCHES, SCORES, PathEvaluator, SupernetEstimator, sample_archs
 from nasforge.oneshot.fewshot import SplitSupernet, grow_splits, split_steps
 from nasforge.oneshot.samplers import _ALIASES, SAMPLERS, make_sampler
 from nasforge.oneshot.train import SupernetTrainer, build_supernet, downsample
@@ -302,7 +303,8 @@ class TrainResult:
 
 @dataclass
 class RankResult:
-    """Scores of :meth:`SupernetRun.rank`: architectures, accuracy (%), loss, seconds each."""
+    """Scores of :meth:`SupernetRun.rank`: architectures, accuracy (%), loss, seconds each, and
+    with flatness GeNAS's flatness of the inherited weights (``None`` when not measured)."""
 
     archs: list[Any]
     acc: np.ndarray
@@ -312,10 +314,27 @@ class RankResult:
     out: Path
     n_eval: int
     space: str = ""
+    flatness: np.ndarray | None = None
+    stds: tuple[float, ...] = GENAS_SUPERNET_STDS
 
-    def best(self) -> int:
-        """Index of the supernet's top-1 pick (accuracy, ties to the lower loss)."""
-        return int(np.argmax(self.acc - 1e-6 * self.loss))
+    def scores(self, score: str = "acc", flat_weight: float = 1.0) -> np.ndarray:
+        """The per-architecture values of ``score`` (see :data:`~nasforge.oneshot.evaluate.SCORES`):
+        accuracy (%), flatness, or GeNAS's ``acc / 100 + flat_weight * flatness / stds[0]``."""
+        if score not in SCORES:
+            raise unknown("supernet score", score, SCORES)
+        if score == "acc":
+            return self.acc
+        if self.flatness is None:
+            raise NasforgeError(f"score {score!r} needs flatness; rank with flatness=True (--score {score})")
+        if score == "flatness":
+            return self.flatness
+        return self.acc / 100.0 + float(flat_weight) * self.flatness / self.stds[0]
+
+    def best(self, score: str = "acc", flat_weight: float = 1.0) -> int:
+        """Index of the top-1 pick by ``score`` (accuracy: ties to the lower loss)."""
+        if score == "acc":
+            return int(np.argmax(self.acc - 1e-6 * self.loss))
+        return int(np.argmax(self.scores(score, flat_weight)))
 
 
 class SupernetRun:
@@ -501,29 +520,38 @@ class SupernetRun:
                              n_eval=n_eval, split=split)
 
     def estimator(self, bn_batches: int = BN_BATCHES, bn_batch_size: int = BN_BATCH_SIZE,
-                  n_eval: int | None = None) -> SupernetEstimator:
-        """The trained run as an estimator for any strategy on the run's space."""
+                  n_eval: int | None = None, score: str = "acc", stds: Sequence[float] = GENAS_SUPERNET_STDS,
+                  flat_weight: float = 1.0) -> SupernetEstimator:
+        """The trained run as an estimator for any strategy on the run's space (``score``: what
+        its :attr:`~nasforge.oneshot.evaluate.SupernetEstimator.objective` is; see there)."""
         return SupernetEstimator(self.load(), self.dataset(), bn_batches=bn_batches, bn_batch_size=bn_batch_size,
-                                 n_eval=n_eval)
+                                 n_eval=n_eval, score=score, stds=stds, flat_weight=flat_weight)
 
     def rank(self, n: int = 200, sample_seed: int = 0, bn_batches: int = BN_BATCHES,
              bn_batch_size: int = BN_BATCH_SIZE, n_eval: int | None = None, out: str | os.PathLike[str] | None = None,
-             progress: bool = False) -> RankResult:
+             progress: bool = False, flatness: bool = False,
+             stds: Sequence[float] = GENAS_SUPERNET_STDS) -> RankResult:
         """Score ``n`` random architectures (``sample_archs(n, sample_seed)`` over the run's space)
         with inherited weights. Rows are appended to the CSV ``out`` (default
-        ``<run>/rank-n<n>-seed<sample_seed>.csv``) as they are computed; rows already there with
-        the same evaluation settings are reused."""
+        ``<run>/rank-n<n>-seed<sample_seed>.csv``, ``...-flat.csv`` with flatness) as they are
+        computed; rows already there with the same evaluation settings are reused. ``flatness``:
+        also GeNAS's flatness at noise levels ``stds`` (:class:`~nasforge.oneshot.evaluate.PathEvaluator`)."""
         for name, v in (("--n", n), ("--bn-batches", bn_batches), ("--bn-batch-size", bn_batch_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise NasforgeError(f"bad {name} {v!r}: expected a whole number >= 1")
+        stds = tuple(check_stds(stds))
         supernets = self.load()
         ev = PathEvaluator(supernets, self.dataset(), bn_batches=bn_batches, bn_batch_size=bn_batch_size,
-                           n_eval=n_eval)
+                           n_eval=n_eval, flatness=flatness, stds=stds)
         archs = sample_archs(n, sample_seed, within=supernets)
         fmt = self.space.format
-        path = Path(out) if out is not None else self.folder / f"rank-n{n}-seed{sample_seed}.csv"
+        suffix = "-flat" if flatness else ""
+        path = Path(out) if out is not None else self.folder / f"rank-n{n}-seed{sample_seed}{suffix}.csv"
         header = ["arch", "acc", "loss", "seconds", "bn_batches", "bn_batch_size", "n_eval"]
         key = {"bn_batches": str(bn_batches), "bn_batch_size": str(bn_batch_size), "n_eval": str(len(ev.y))}
+        if flatness:
+            header += ["flatness", "flat_losses", "stds"]
+            key["stds"] = " ".join(f"{s:g}" for s in stds)
         done: dict[str, dict[str, str]] = {}
         if path.is_file():
             with path.open(newline="") as fh:
@@ -548,6 +576,9 @@ class SupernetRun:
                         r = ev.score(a)
                         row = {"arch": fmt(a), "acc": f"{r['acc']:.4f}", "loss": f"{r['loss']:.6f}",
                                "seconds": f"{r['seconds']:.4f}", **key}
+                        if flatness:
+                            row["flatness"] = f"{r['flatness']:.8g}"
+                            row["flat_losses"] = " ".join(f"{v:.6f}" for v in r["flat_losses"])
                         w.writerow(row)
                         fh.flush()
                         done[fmt(a)] = row
@@ -559,25 +590,30 @@ class SupernetRun:
                 if bar is not None:
                     bar.close()
         rows = [done[fmt(a)] for a in archs]
+        flat = np.array([float(r["flatness"]) for r in rows]) if flatness else None
         return RankResult(archs, np.array([float(r["acc"]) for r in rows]), np.array([float(r["loss"]) for r in rows]),
-                          np.array([float(r["seconds"]) for r in rows]), before, path, len(ev.y), self.layout.name)
+                          np.array([float(r["seconds"]) for r in rows]), before, path, len(ev.y), self.layout.name,
+                          flat, stds)
 
 
 def rank_correlations(result: RankResult, bench: Any, metrics: Sequence[str],
-                      top_k: Sequence[float] = (0.1,)) -> list[dict[str, Any]]:
-    """Per benchmark metric: Kendall tau and Spearman rho of the supernet's accuracy against the
-    table, top-k precisions (``k`` a count, or a fraction below 1), the table's value of the
-    supernet's top-1 pick and the best value in the sample."""
+                      top_k: Sequence[float] = (0.1,), score: str = "acc",
+                      flat_weight: float = 1.0) -> list[dict[str, Any]]:
+    """Per benchmark metric: Kendall tau and Spearman rho of the supernet's ``score`` (accuracy by
+    default; ``"flatness"`` or ``"acc+flatness"`` when the result has flatness, see
+    :meth:`RankResult.scores`) against the table, top-k precisions (``k`` a count, or a fraction
+    below 1), the table's value of the top-1 pick by that score and the best value in the sample."""
     from nasforge.analysis.correlation import kendall_tau, spearman, top_k_precision
 
     if bench.space.name != result.space:
         raise NasforgeError(f"benchmark {bench.name} is on space {bench.space.name!r}; the supernet is on {result.space!r}")
-    best = result.best()
+    s = result.scores(score, flat_weight)
+    best = result.best(score, flat_weight)
     rows = []
     for m in metrics:
         t = np.array([bench.query(a, m) for a in result.archs])
-        rows.append({"metric": m, "tau": kendall_tau(result.acc, t), "rho": spearman(result.acc, t),
-                     "top_k": [top_k_precision(result.acc, t, k) for k in top_k], "pick": float(t[best]),
+        rows.append({"metric": m, "score": score, "tau": kendall_tau(s, t), "rho": spearman(s, t),
+                     "top_k": [top_k_precision(s, t, k) for k in top_k], "pick": float(t[best]),
                      "best": float(t.max())})
     return rows
 
