@@ -46,6 +46,13 @@ def test_same_seed_same_run(tasks, run_a):
     assert [h["best"] for h in other.history] != [h["best"] for h in run_a.history]
 
 
+def test_tracking_test_accuracy_leaves_the_search_unchanged(tasks, run_a):
+    res = EMTNAS(tasks, rmp=1.0, seed=3, **TINY).run(test=True, threads=1, track_test=True)
+    assert [h["best"] for h in res.history] == [h["best"] for h in run_a.history]
+    assert res.best_fitness == run_a.best_fitness
+    assert res.history[-1]["best_test"] == res.test_acc == run_a.test_acc
+
+
 def test_each_task_gets_its_own_best(tasks, run_a):
     assert run_a.tasks == ["low", "high"]
     assert len(run_a.best) == 2 and len(run_a.test_acc) == 2

@@ -328,15 +328,18 @@ class EMTNAS:
         return out
 
     def run(self, test: bool = False, callback: Callable[[dict[str, Any]], None] | None = None,
-            threads: int | None = None) -> EMTResult:
+            threads: int | None = None, track_test: bool = False) -> EMTResult:
         """Evolve for the remaining generations (all of them on a fresh run) and return the result.
         ``test``: also score each task's best architecture on its test split (for reporting).
+        ``track_test``: do so after every generation (history ``best_test``; an anytime curve for
+        reporting, never seen by the search, which it leaves unchanged).
         ``callback`` sees each generation's history record. ``threads``: torch threads."""
         import torch
 
         if threads is not None:
             torch.set_num_threads(int(threads))
         models, trainers, evaluators = self._trainers()
+        testers: list[Any] = []
         rng = np.random.default_rng(self.seed)
         pop: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
@@ -368,6 +371,8 @@ class EMTNAS:
             self._ranks(pop)
             n_scored = len({(ind["task"], ind["idx"]) for ind in group})
             history.append(self._record(g, pop, kids, n_scored, t_train, t_eval, cpu, history))
+            if track_test:
+                history[-1]["best_test"] = self._test(models, pop, testers)
             if state_path is not None:
                 self._save(state_path, g + 1, pop, history, rng, trainers)
             if callback is not None:
@@ -378,14 +383,22 @@ class EMTNAS:
         result = EMTResult(list(self.names), [self._fmt(b["idx"]) for b in best],
                            [float(b["fitness"]) for b in best], history)
         if test:
-            from nasforge.oneshot.evaluate import PathEvaluator
-
-            result.test_acc = []
-            for k, (b, d) in enumerate(zip(best, self.datasets)):
-                ev = PathEvaluator(models[k], d, self.bn_batches, min(self.bn_batch_size, len(d.y_train)),
-                                   None, "test", seed=self.seed)
-                result.test_acc.append(float(ev.score(b["idx"])["acc"]))
+            result.test_acc = self._test(models, pop, testers)
         return result
+
+    def _test(self, models: list[Any], pop: list[dict[str, Any]], testers: list[Any]) -> list[float]:
+        """Test accuracy (%) of each task's fittest individual, inherited weights (reporting only);
+        ``testers`` (empty at first) keeps the test-split evaluators between calls."""
+        from nasforge.oneshot.evaluate import PathEvaluator
+
+        if not testers:
+            testers.extend(PathEvaluator(m, d, self.bn_batches, min(self.bn_batch_size, len(d.y_train)), None,
+                                         "test", seed=self.seed) for m, d in zip(models, self.datasets))
+        out = []
+        for k, ev in enumerate(testers):
+            b = max((ind for ind in pop if ind["task"] == k), key=lambda d: d["fitness"])
+            out.append(float(ev.score(b["idx"])["acc"]))
+        return out
 
     def _fmt(self, idx: tuple[int, ...]) -> str:
         return str(self.space.format(self.layout.arch(idx)))
