@@ -21,9 +21,7 @@ def add_parser(sub: Any) -> None:
                     "placed among random architectures of the space; with --train (= --train poisoned), train the "
                     "network and the trigger together on poisoned data; with --train clean (EVAS's protocol), train "
                     "the network on clean data only, freeze it, then fit the trigger against it; either way report "
-                    "clean accuracy and attack success rate. Example: nasforge audit "
-                    "'|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
-                    "--train clean --epochs 5")
+                    "clean accuracy and attack success rate.")
     a.add_argument("arch", help="the architecture, in the space's text form")
     a.add_argument("--space", default="nb201", help="search space of ARCH (default nb201)")
     a.add_argument("--dataset", default="digits", help="digits, cifar10, a .npz file or an image folder (default digits)")

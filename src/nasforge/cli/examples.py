@@ -60,6 +60,8 @@ EXAMPLES: dict[str, list[str]] = {
         "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|'",
         "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
         "--train --epochs 5   # and the attack success rate after a short poisoned training",
+        "nasforge audit '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|' "
+        "--train clean --epochs 5   # EVAS: clean training, then a trigger fitted against the frozen network",
     ],
     "mdl": [
         "nasforge mdl --tasks digits,mnist1d --steps 300              # one ViT supernet for both, searched jointly",
@@ -81,9 +83,12 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "supernet rank": [
         "nasforge supernet rank --run runs/spos --n 200 --benchmark nb201:cifar10",
+        "nasforge supernet rank --run runs/spos --n 200 --score acc+flatness --benchmark nb201:cifar10"
+        "   # also GeNAS flatness",
     ],
     "supernet search": [
         "nasforge supernet search --run runs/spos --strategy re --budget 100 --benchmark nb201:cifar10",
+        "nasforge supernet search --run runs/spos --score flatness --budget 100   # by GeNAS flatness",
     ],
     "oneshot": [
         "nasforge oneshot search --method darts --space nb201 --run runs/darts-s0",

@@ -98,8 +98,7 @@ def add_parser(sub: Any) -> None:
                                     "are computed. With --benchmark, print Kendall tau, Spearman rho, top-k precision "
                                     "and the top-1 pick. --score flatness or acc+flatness also measures GeNAS's "
                                     "flatness of the inherited weights (weights perturbed by Gaussian noise, held-back "
-                                    "loss read at each level) and ranks by all three criteria. Example: nasforge "
-                                    "supernet rank --run runs/sn --score acc+flatness --benchmark nb201:cifar10")
+                                    "loss read at each level) and ranks by all three criteria.")
     run_arg(r)
     r.add_argument("--n", type=int, default=200, help="random architectures to score (default 200)")
     r.add_argument("--sample-seed", dest="sample_seed", type=int, default=0, help="seed of the sample (default 0)")
@@ -108,15 +107,14 @@ def add_parser(sub: Any) -> None:
                    help="benchmark columns to correlate with (default test_acc_200,valid_acc_200)")
     r.add_argument("--top-k", dest="top_k", default="10%", help="top-k precision cut(s): counts or percentages")
     eval_args(r)
-    r.add_argument("--out", default=None, help="scores CSV (default RUN/rank-n<N>-seed<S>.csv)")
+    r.add_argument("--out", default=None, help="scores CSV (default RUN/rank-n<N>-seed<S>.csv, -flat.csv with flatness)")
     r.set_defaults(func=cmd_rank)
 
     s = ssub.add_parser("search", help="search architectures with a strategy, scored by the supernet",
                         description="Run a search strategy whose estimator is the trained supernet (inherited "
                                     "weights, BatchNorm recalibrated per architecture), maximising the path's "
                                     "held-back accuracy, GeNAS's flatness or their combination (--score). The study "
-                                    "persists in --storage. Example: nasforge supernet search --run runs/sn "
-                                    "--score flatness --budget 100 --benchmark nb201:cifar10")
+                                    "persists in --storage.")
     run_arg(s)
     s.add_argument("--strategy", default="re", help="random, re, ls, bo, ... (default re)")
     s.add_argument("--budget", type=positive_int, default=100, help="architectures to evaluate (default 100)")
