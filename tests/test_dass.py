@@ -80,6 +80,9 @@ def test_fit_predict_shapes_and_determinism(tasks: list[DaSSTask]) -> None:
     assert np.array_equal(p, DaSS(SPACE, seed=0, **FAST).fit(tasks[:1]).predict(tasks[1], CELLS))
     assert not np.allclose(p, DaSS(SPACE, seed=1, **FAST).fit(tasks[:1]).predict(tasks[1], CELLS))
     assert a.predict(tasks[1], []).shape == (0,)
+    # a refit on other tasks, then back, reuses the cached embeddings and gives the same model
+    a.fit(tasks[1:])
+    assert np.array_equal(a.fit(tasks[:1]).predict(tasks[1], CELLS), p)
     assert a.embed(tasks[1], CELLS[:3]).shape == (3, 64)
     # meta-training fits its own records: the within-task order is learnt
     both = DaSS(SPACE, seed=0, **{**FAST, "epochs": 150}).fit(tasks)

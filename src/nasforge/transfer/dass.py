@@ -290,6 +290,7 @@ class DaSS:
         self.model: _Model | None = None
         self._extractor = _feature_extractor()
         self._task_cache: dict[int, tuple[DaSSTask, torch.Tensor, np.ndarray, torch.Tensor]] = {}
+        self._embed_cache: dict[tuple[int, str], np.ndarray] = {}  # (task id, arch): functional embedding
 
     # --- encodings --------------------------------------------------------------------------
     def _task_parts(self, task: DaSSTask) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
@@ -349,11 +350,15 @@ class DaSS:
     def embed(self, task: DaSSTask, archs: Sequence[Any]) -> np.ndarray:
         """The functional embedding of each student of ``archs`` remapped from ``task``'s teacher
         (rows of ``2 * channels``)."""
-        _, _, probe = self._task_parts(task)
+        _, _, probe = self._task_parts(task)  # also keeps ``task`` alive, so its id stays its own
         rows = []
         for a in archs:
-            student = remap_teacher(task.teacher, self._student(task, a))
-            rows.append(functional_stats(student, probe, self.channels))
+            key = (id(task), self.space.format(a))
+            v = self._embed_cache.get(key)
+            if v is None:
+                student = remap_teacher(task.teacher, self._student(task, a))
+                v = self._embed_cache[key] = functional_stats(student, probe, self.channels)
+            rows.append(v)
         return np.stack(rows) if rows else np.zeros((0, 2 * self.channels))
 
     def _coerce(self, archs: Sequence[Any], where: str) -> list[Any]:
@@ -381,7 +386,8 @@ class DaSS:
 
     # --- fit / predict ------------------------------------------------------------------------
     def fit(self, tasks: Sequence[DaSSTask]) -> DaSS:
-        """Meta-train on every record of ``tasks`` (replaces any earlier fit)."""
+        """Meta-train on every record of ``tasks`` (replaces any earlier fit; the embeddings of
+        tasks already seen by this object are reused)."""
         if isinstance(tasks, DaSSTask):
             tasks = [tasks]
         tasks = list(tasks)
