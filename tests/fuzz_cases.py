@@ -101,6 +101,24 @@ LISTED: list[Case] = [
     _c("--top", "more", "show", "tab", "--top", "0", "--storage", "{db}"),
     _c("--power-watts", "more", "front", "tab", "--power-watts", "nan", "--storage", "{db}"),
     _c("is a folder", "more", "show", "tab", "--csv", "{tmp}", "--storage", "{db}"),
+    # issue 18: the equivariance and energy commands
+    _c("'bogus'", "18 cli", "equivariance", "search", "--method", "bogus"),
+    _c("'D3'", "18 cli", "equivariance", "search", "--method", "re", "--groups", "D4,D3"),
+    _c("planes 12", "18 cli", "equivariance", "search", "--method", "re", "--groups", "D4,C1", "--planes", "12"),
+    _c("no largest member", "18 cli", "equivariance", "search", "--method", "equinas-e", "--groups", "C4,D1"),
+    _c("--max-degrees", "18 cli", "equivariance", "search", "--method", "re", "--max-degrees", "270"),
+    _c("--study", "18 cli", "equivariance", "search", "--method", "equinas-d", "--study", "x"),
+    _c("x.json", "18 cli", "equivariance", "search", "--method", "re", "--out", "{missing}/x.json"),
+    _c("'rotated-mnist'", "18 cli", "equivariance", "search", "--method", "re", "--dataset", "rotated-mnist"),
+    _c("'bogus'", "18 cli", "energy", "search", "--strategy", "rs", "--hp", "bogus=1,2"),
+    _c("'sgdd'", "18 cli", "energy", "search", "--strategy", "rs", "--hp", "optimizer=sgd,sgdd"),
+    _c("epochs value '0'", "18 cli", "energy", "search", "--strategy", "hb", "--hp", "epochs=0,3"),
+    _c("'x'", "18 cli", "energy", "search", "--strategy", "rs", "--hp", "x"),
+    _c("--energy-weight", "18 cli", "energy", "search", "--strategy", "re", "--energy-weight", "0.5"),
+    _c("--energy-budget", "18 cli", "energy", "search", "--strategy", "re", "--energy-budget", "0"),
+    _c("'xx'", "18 cli", "energy", "search", "--strategy", "xx"),
+    _c("n_train 5", "18 cli", "energy", "search", "--strategy", "rs", "--n-train", "5"),
+    _c("'rapl2'", "18 cli", "energy", "search", "--strategy", "rs", "--power", "rapl2"),
 ]
 
 
@@ -156,6 +174,17 @@ GENERATED_OPTIONS: list[tuple[tuple[str, ...], str, list[str]]] = [
     (("proxies",), "--batch-size", BAD_INTS),
     (("proxies",), "--seed", ["-1", "4294967296"]),
     (("proxies",), "--top-k", ["0", "-5", "100%", "x"]),
+    (("equivariance", "search", "--method", "re"), "--epochs", BAD_INTS),
+    (("equivariance", "search", "--method", "re"), "--lr", BAD_FLOATS + ["0"]),
+    (("equivariance", "search", "--method", "re"), "--layers", BAD_INTS),
+    (("equivariance", "search", "--method", "rs"), "--trials", BAD_INTS),
+    (("equivariance", "search", "--method", "re"), "--seed", ["-1", "4294967296", "x"]),
+    (("equivariance", "search", "--method", "re"), "--groups", ["", ",", "C3", "D4,X"]),
+    (("energy", "search", "--strategy", "re"), "--energy-budget", BAD_FLOATS + ["0"]),
+    (("energy", "search", "--strategy", "re"), "--energy-weight", ["nan", "inf", "1", "-6", "x", ""]),
+    (("energy", "search", "--strategy", "re"), "--target-energy", BAD_FLOATS + ["0"]),
+    (("energy", "search", "--strategy", "re"), "--seed", ["-1", "4294967296", "x"]),
+    (("energy", "search", "--strategy", "re"), "--C", BAD_INTS),
     (("cost", "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"), "--C", BAD_INTS),
 ]
 

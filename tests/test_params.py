@@ -12,7 +12,7 @@ from nasforge.spaces import NB201Space
 from nasforge.strategies import STRATEGIES, get_strategy
 
 SPACE = NB201Space()
-MULTI_FIDELITY = {"sh", "hyperband", "asha", "pasha"}
+MULTI_FIDELITY = {"sh", "hyperband", "asha", "pasha", "bohb"}
 
 
 def build(name, **kwargs):

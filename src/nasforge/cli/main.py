@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: modules under nasforge.cli with an ``add_parser(subparsers)`` function; each parser sets
 #: ``func`` to a callable taking the parsed arguments and returning the exit code
 EXTRA_COMMANDS: list[str] = ["export", "proxies", "hardware", "supernet", "dashboard", "listing", "oneshot_search",
-                           "transfer", "audit", "predictors", "mdl"]
+                           "transfer", "audit", "predictors", "mdl", "equivariance", "energy"]
 
 
 def _bench_params(items: Sequence[str] | None) -> dict[str, dict[str, Any]]:

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasforge.errors import NasforgeError, check_int
+from nasforge.spaces.choice import ChoiceSpace
 
 Element = tuple[int, int]  # (flip, quarter turns): flip left-right if flip, then turn r x 90°
 
@@ -73,10 +74,12 @@ def parse_groups(text: str | Sequence[str]) -> tuple[str, ...]:
     """Groups from ``"D4,C4,C1"`` (or a sequence), checked, without repeats, largest first."""
     items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t) for t in text]
     items = [t.upper() for t in items if t]
+    given = text if isinstance(text, str) else ",".join(map(str, text))
     if not items:
-        raise NasforgeError(f"no symmetry groups given; allowed: {', '.join(GROUPS)}")
+        raise NasforgeError(f"bad groups {given!r}: no symmetry group given; allowed: {', '.join(GROUPS)}")
     for g in items:
-        check_group(g)
+        if g not in GROUPS:
+            raise NasforgeError(f"bad groups {given!r}: unknown symmetry group {g!r}; allowed: {', '.join(GROUPS)}")
     return tuple(g for g in GROUPS if g in items)
 
 
@@ -176,19 +179,32 @@ def build_group_cnn(config: dict[str, Any], num_classes: int = 10, in_channels: 
                     kernel_size=kernel_size, pool_after=pool_after, base=base)
 
 
-def equivariant_space(layers: int = 4, groups: Sequence[str] = ROTATION_GROUPS) -> Any:
-    """The space of one symmetry group per layer (``layer0`` .. ``layer{layers-1}``). Networks of
-    a space with a flip group use the D4 plane layout (and pool over 8 planes per channel), also
-    those whose layers happen to be rotation groups only, so all its networks share one head."""
-    from nasforge.spaces.choice import ChoiceSpace
+class EquivariantSpace(ChoiceSpace):
+    """The space of one symmetry group per layer (``layer0`` .. ``layer{layers-1}``), each from
+    ``groups``; its builder is :class:`~nasforge.spaces.equivariant_net.GroupCNN`. Networks of a
+    space with a flip group use the D4 plane layout (and pool over 8 planes per channel), also
+    those whose layers happen to be rotation groups only, so all its networks share one head.
+    Described by ``(layers, groups)``, so a stored study rebuilds it."""
 
-    layers = check_int(layers, "layers", 1)
-    groups = parse_groups(groups)
-    builder = functools.partial(build_group_cnn, base=base_of(groups))
-    name = "equivariant" if base_of(groups) == "C4" else "equivariant-d4"
-    return ChoiceSpace({f"layer{i}": list(groups) for i in range(layers)}, builder=builder, name=name)
+    def __init__(self, layers: int = 4, groups: Sequence[str] = ROTATION_GROUPS) -> None:
+        layers = check_int(layers, "layers", 1)
+        groups = parse_groups(groups)
+        self.layers, self.groups, self.base = layers, groups, base_of(groups)
+        super().__init__({f"layer{i}": list(groups) for i in range(layers)},
+                         builder=functools.partial(build_group_cnn, base=self.base),
+                         name="equivariant" if self.base == "C4" else "equivariant-d4")
+        self._settle_params(layers=layers, groups=list(groups))
+
+    def _settle_params(self, **values: Any) -> None:
+        values.pop("choices", None)  # the choices follow from (layers, groups), which describe the space
+        super()._settle_params(**values)
+
+
+def equivariant_space(layers: int = 4, groups: Sequence[str] = ROTATION_GROUPS) -> EquivariantSpace:
+    """The space of one symmetry group per layer (:class:`EquivariantSpace`)."""
+    return EquivariantSpace(layers, groups)
 
 
 __all__ = ["GROUPS", "ROTATION_GROUPS", "DIHEDRAL_GROUPS", "BASES", "check_group", "parse_groups", "elements",
            "compose", "inverse", "is_subgroup", "base_of", "check_base", "maximal_subgroups", "plane_index",
-           "filter_index", "build_group_cnn", "equivariant_space"]
+           "filter_index", "build_group_cnn", "EquivariantSpace", "equivariant_space"]

@@ -10,6 +10,7 @@ from nasforge.strategies.base import Strategy, Suggestion
 from nasforge.strategies.blackbox import LocalSearch, RandomSearch, RegularizedEvolution
 from nasforge.strategies.bo import Bananas, GPBayesOpt
 from nasforge.strategies.multifidelity import ASHA, PASHA, Hyperband, SuccessiveHalving
+from nasforge.strategies.bohb import BOHB
 from nasforge.strategies.predictive import PredictorSearch
 from nasforge.strategies.multiobjective import (ChebyshevScalarization, MORandomSearch, MORegularizedEvolution,
                                                 MultiObjectiveStrategy, NSGA2)
@@ -22,6 +23,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "hyperband": Hyperband,
     "asha": ASHA,
     "pasha": PASHA,
+    "bohb": BOHB,
     "bo": GPBayesOpt,
     "bananas": Bananas,
     "predictor": PredictorSearch,
@@ -37,7 +39,7 @@ ALIASES = {"rs": "random", "evolution": "re", "rea": "re", "local": "ls", "local
 #: strategies that optimise several objectives (metric = a list of names)
 MULTI_OBJECTIVE = ("nsga2", "mo-re", "chebyshev", "mo-random")
 #: strategies that choose fidelities themselves (rung levels) and need a multi-fidelity estimator
-MULTI_FIDELITY = ("sh", "hyperband", "asha", "pasha")
+MULTI_FIDELITY = ("sh", "hyperband", "asha", "pasha", "bohb")
 
 
 def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
@@ -54,6 +56,6 @@ def get_strategy(name: str, space: SearchSpace, **kwargs: Any) -> Strategy:
 
 
 __all__ = ["Strategy", "Suggestion", "RandomSearch", "RegularizedEvolution", "LocalSearch", "SuccessiveHalving",
-           "Hyperband", "ASHA", "PASHA", "MULTI_FIDELITY", "GPBayesOpt", "Bananas",
+           "Hyperband", "ASHA", "PASHA", "BOHB", "MULTI_FIDELITY", "GPBayesOpt", "Bananas",
            "NSGA2", "MORegularizedEvolution", "ChebyshevScalarization", "MORandomSearch",
            "MultiObjectiveStrategy", "MULTI_OBJECTIVE", "get_strategy", "STRATEGIES", "PredictorSearch"]
