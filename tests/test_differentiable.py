@@ -240,6 +240,36 @@ def test_lambda_darts_finite_difference_matches_the_exact_alignment_gradient(dig
     assert m3.lam() == pytest.approx(0.125)
 
 
+def test_lambda_darts_exact_option_is_the_double_backward_gradient(digits):
+    # exact=True: the weight gradient is that of loss - λ * (mean pairwise cosine of the per-cell
+    # gradients), computed by double back-propagation, equal to the reference computed here
+    run = DifferentiableSearch(digits, "lambda-darts", net=NET, seed=0,
+                               method_params={"lam": 0.5, "ramp": 0.0, "exact": True}, **FAST)
+    m, model = run.method, run.model.double()
+    with torch.no_grad():
+        m.alpha.data = m.alpha.data.double().normal_(0, 0.5)
+    x, y = run.xt[:16].double(), run.yt[:16]
+    ctx = StepContext(lr=0.025, momentum=0.9, weight_decay=0.0, optimizer=run.w_opt, epoch=0, epochs=1)
+    w = list(model.parameters())
+    model.zero_grad(set_to_none=True)
+    m.weight_backward(x, y, ctx)
+    got = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in w])
+    assert np.isfinite(m.stats["layer_corr"][0])
+    copies = m.mixture().detach().unsqueeze(0).repeat(model.n_cells, 1, 1).requires_grad_(True)
+    loss = F.cross_entropy(model(x, weights=copies), y)
+    gc = torch.autograd.grad(loss, copies, create_graph=True)[0].reshape(model.n_cells, -1)
+    pairs = [(i, j) for i in range(model.n_cells) for j in range(i + 1, model.n_cells)]
+    corr = sum(F.cosine_similarity(gc[i], gc[j], dim=0) for i, j in pairs) / len(pairs)
+    ref = torch.autograd.grad(loss - 0.5 * corr, w, allow_unused=True, retain_graph=True)
+    want = torch.cat([(torch.zeros_like(p) if r is None else r).flatten() for p, r in zip(w, ref)])
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-9)
+    plain = torch.cat([(torch.zeros_like(p) if r is None else r).flatten()
+                       for p, r in zip(w, torch.autograd.grad(loss, w, allow_unused=True))])
+    assert float((got - plain).norm()) > 1e-6  # the alignment term is there
+    with pytest.raises(NasforgeError, match="exact must be true or false"):
+        DifferentiableSearch(digits, "lambda-darts", net=NET, method_params={"exact": "yes"}, **FAST)
+
+
 def test_idarts_hypergradient(digits):
     run = DifferentiableSearch(digits, "idarts", net=NET, seed=0, method_params={"K": 2}, **FAST)
     m = run.method
