@@ -182,6 +182,10 @@ def test_bad_input_is_named(tasks):
         space.check_task_arch("img", TaskArch(1, 12, 1, 1.0, (LayerShare(),)))
     with pytest.raises(NasforgeError, match="one per block"):
         space.check_task_arch("img", TaskArch(2, 8, 1, 1.0, (LayerShare(),)))
+    with pytest.raises(NasforgeError, match="heads 3"):
+        net(tasks["img"].x_val, "img", TaskArch(1, 8, 3, 1.0, (LayerShare(),)))
+    with pytest.raises(NasforgeError, match="unknown task 'vecc'"):
+        net(tasks["vec"].x_val, "vecc", space.smallest())
     with pytest.raises(NasforgeError, match="cannot read"):
         space.parse("img=d1-e8")
     with pytest.raises(NasforgeError, match="patch"):

@@ -492,6 +492,7 @@ class MDLSupernet(nn.Module):
         self.tasks = nn.ModuleDict({t.name: _TaskParts(space, t, gen) for t in space.tasks})
         self._seed = int(seed)
         self._index_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._checked: set[tuple[str, TaskArch]] = set()
 
     def add_task(self, spec: TaskSpec, seed: int | None = None) -> None:
         """Add a task's own parts (drawn from ``seed``, default: the supernet's seed plus the task count);
@@ -528,7 +529,9 @@ class MDLSupernet(nn.Module):
 
     def forward(self, x: torch.Tensor, task: str, ta: TaskArch) -> torch.Tensor:
         space = self.space
-        space.task(task)
+        if (task, ta) not in self._checked:  # a bad task or architecture is named, once
+            space.check_task_arch(task, ta)
+            self._checked.add((task, ta))
         parts = self.tasks[task]
         e = ta.embed_dim
         x = F.conv2d(x, parts.patch_w[:e], parts.patch_b[:e], stride=space.task(task).patch)
