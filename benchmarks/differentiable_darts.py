@@ -125,6 +125,23 @@ def run_retrain(key: str, genotype: str, seed: int, st: dict[str, Any], out: Pat
     return rec
 
 
+def kept_from_init(space: Any, rec: dict[str, Any]) -> int | None:
+    """How many of the found cells' 16 edges (operation, input, node) the genotype of α at
+    initialisation (before any step) already had."""
+    if not rec.get("init_genotype"):
+        return None
+    a, b = space.parse(rec["init_genotype"]), space.parse(rec["genotype"])
+    out = 0
+    for ca, cb in ((a.normal, b.normal), (a.reduce, b.reduce)):
+        for node in range(len(ca) // 2):
+            pa = list(ca[2 * node: 2 * node + 2])
+            for e in cb[2 * node: 2 * node + 2]:
+                if e in pa:
+                    pa.remove(e)
+                    out += 1
+    return out
+
+
 def mean_se(v: list[float], nd: int = 2) -> str:
     a = np.asarray(v, dtype=float)
     if len(a) == 0:
@@ -135,6 +152,10 @@ def mean_se(v: list[float], nd: int = 2) -> str:
 
 
 def report(st: dict[str, Any], out: Path, methods: list[str], seeds: list[int]) -> None:
+    from nasforge.spaces import get_space
+
+    space = get_space("darts")
+
     def load(name: str) -> dict[str, Any] | None:
         rec = cached(out / name, st["retrain"] if name.startswith("retrain-") else st)
         if rec is not None and name.startswith("retrain-") and name.split("-")[1] in methods:
@@ -168,6 +189,15 @@ def report(st: dict[str, Any], out: Path, methods: list[str], seeds: list[int]) 
         print(f"| {LABELS[m]} | {len(rr)} | {skips} | {mean_se([x['valid_acc'] for x in rr])} "
               f"| {mean_se([x['test_acc'] for x in rr])} | {mean_se([x['params'] / 1e3 for x in rr], 1)}k "
               f"| {mean_se([x['params_full'] / 1e6 for x in rr])}M | {sps:.2f}{rel} | {PAPER_ERR.get(m, '')} |")
+    kept = [kept_from_init(space, x) for m in methods for x in (load(f"search-{m}-s{k}.json") for k in seeds) if x]
+    kept = [v for v in kept if v is not None]
+    if kept:
+        rng = np.random.default_rng(0)
+        chance = np.mean([kept_from_init(space, {"init_genotype": space.format(space.sample(rng)),
+                                                 "genotype": space.format(space.sample(rng))}) for _ in range(2000)])
+        print(f"\nEdges of the found cells already chosen by α at initialisation (before any step): "
+              f"{mean_se(kept, 1)} of 16 over {len(kept)} searches (two independent random genotypes share "
+              f"{chance:.1f} of 16 on average).\n")
     for key in ("random", "darts_v2"):
         rr = [x for x in (load(f"retrain-{key}-s{k}.json") for k in seeds) if x]
         print(f"| {LABELS[key]} | {len(rr)} | {mean_se([x['normal_skips'] for x in rr], 1)} "
@@ -184,6 +214,8 @@ def report(st: dict[str, Any], out: Path, methods: list[str], seeds: list[int]) 
             extra = ""
             if any(v is not None for v in sr["layer_corr"]):
                 extra = " layer corr " + " ".join(f"{v:.2f}" for v in sr["layer_corr"] if v is not None)
+            kept = kept_from_init(space, sr)
+            extra += f"; {kept}/16 edges as at initialisation" if kept is not None else ""
             print(f"  {LABELS[m]} seed {k}: skips {sr['normal_skips']} → {acc}{extra}\n    {sr['genotype']}")
     for key in ("random", "darts_v2"):
         for k in seeds:

@@ -51,7 +51,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--arch-lr", dest="arch_lr", type=finite_float, default=None, help="Adam lr of α (default 3e-4)")
     s.add_argument("--seed", type=int, default=None, help="initial weights, α, data order, draws (default 0)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="method setting, e.g. K=5 (idarts), lam=0.25 (lambda-darts), reg=l2 (drnas); hardcore and "
+                   help="method setting, e.g. K=5 (idarts), lam=0.25 or exact=true (lambda-darts), reg=l2 (drnas); hardcore and "
                         "latency-penalty: target=<ms> latency=<device of the space's tables, e.g. fpga on nb201, "
                         "or a lookup-table file, e.g. the mbv3 one of benchmarks/mbv3_latency_lut.py>")
     s.add_argument("--lookup", action="store_true", help="nb201: print the found cell's NB201 table accuracies")
