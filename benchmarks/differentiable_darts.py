@@ -41,7 +41,10 @@ DATA = HERE.parent.parent / "shared" / "data"
 OUT = HERE / "out" / "differentiable_darts"
 METHODS = ["darts", "gdas", "drnas", "lambda-darts"]
 LABELS = {"darts": "DARTS-V1", "darts2": "DARTS-V2", "gdas": "GDAS", "drnas": "DrNAS", "lambda-darts": "Λ-DARTS",
-          "idarts": "iDARTS", "random": "random genotype", "darts_v2": "DARTS-V2 published cell"}
+          "idarts": "iDARTS", "lambda-darts-exact": "Λ-DARTS, exact alignment gradient (not the paper's)",
+          "random": "random genotype", "darts_v2": "DARTS-V2 published cell"}
+#: benchmark variants of a method: name -> (method, method settings)
+VARIANTS = {"lambda-darts-exact": ("lambda-darts", {"exact": True})}
 #: the papers' CIFAR-10 test error (%) of their DARTS-space cell, full scale (C=36, 20 cells, 600
 #: epochs, cutout, auxiliary head, drop-path; search on 50k 32x32 images)
 PAPER_ERR = {"darts": "3.00 ± 0.14", "darts2": "2.76 ± 0.09", "gdas": "2.93", "drnas": "2.46 ± 0.03",
@@ -84,7 +87,9 @@ def run_search(method: str, seed: int, st: dict[str, Any], out: Path) -> dict[st
         return rec
     s = st["search"]
     ds = load_search_data("cifar10", n_train=s["images"], image_size=s["size"], data_dir=str(DATA))
-    run = DifferentiableSearch(ds, method, "darts", net={"C": s["C"], "layers": s["layers"]}, seed=seed,
+    base, params = VARIANTS.get(method, (method, {}))
+    run = DifferentiableSearch(ds, base, "darts", net={"C": s["C"], "layers": s["layers"]}, seed=seed,
+                               method_params=params,
                                epochs=s["epochs"], steps_per_epoch=s["steps"], batch_size=s["batch"],
                                checkpoint=out / "ckpt" / f"{method}-s{seed}.ckpt")
     space = get_space("darts")
@@ -158,7 +163,7 @@ def report(st: dict[str, Any], out: Path, methods: list[str], seeds: list[int]) 
 
     def load(name: str) -> dict[str, Any] | None:
         rec = cached(out / name, st["retrain"] if name.startswith("retrain-") else st)
-        if rec is not None and name.startswith("retrain-") and name.split("-")[1] in methods:
+        if rec is not None and name.startswith("retrain-") and name[len("retrain-"):name.rindex("-s")] in methods:
             found = cached(out / name.replace("retrain-", "search-", 1), st)  # retrained the cell this search found
             if found is None or found["genotype"] != rec["genotype"]:
                 return None
@@ -173,19 +178,17 @@ def report(st: dict[str, Any], out: Path, methods: list[str], seeds: list[int]) 
     print("| cell | runs | normal-cell skips (epoch 1 → last) | retrained valid acc | retrained test acc "
           "| params (ours) | params (C=36, 20 cells) | search s/step (× DARTS-V1) | paper C10 test error |")
     print("|---|---|---|---|---|---|---|---|---|")
-    base = None
-    rows = []
+    # cost relative to DARTS-V1 of the same seed (the runs of one seed follow each other, so they
+    # share the machine's load more closely than runs of different seeds)
+    v1 = {k: x["sec_per_step"] for k in seeds if (x := cached(out / f"search-darts-s{k}.json", st))}
     for m in methods:
         ss = [x for x in (load(f"search-{m}-s{k}.json") for k in seeds) if x]
         rr = [x for x in (load(f"retrain-{m}-s{k}.json") for k in seeds) if x]
         sps = float(np.median([x["sec_per_step"] for x in ss])) if ss else float("nan")
-        if m == "darts" and ss:
-            base = sps
-        rows.append((m, ss, rr, sps))
-    for m, ss, rr, sps in rows:
+        ratios = [x["sec_per_step"] / v1[x["seed"]] for x in ss if x["seed"] in v1]
         skips = (f"{np.mean([x['normal_skips'][0] for x in ss]):.1f} → {np.mean([x['normal_skips'][-1] for x in ss]):.1f}"
                  if ss else "")
-        rel = f" ({sps / base:.2f}×)" if base and ss else ""
+        rel = f" ({np.median(ratios):.2f}×)" if ratios else ""
         print(f"| {LABELS[m]} | {len(rr)} | {skips} | {mean_se([x['valid_acc'] for x in rr])} "
               f"| {mean_se([x['test_acc'] for x in rr])} | {mean_se([x['params'] / 1e3 for x in rr], 1)}k "
               f"| {mean_se([x['params_full'] / 1e6 for x in rr])}M | {sps:.2f}{rel} | {PAPER_ERR.get(m, '')} |")
