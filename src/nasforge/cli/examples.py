@@ -99,6 +99,11 @@ EXAMPLES: dict[str, list[str]] = {
         "nasforge oneshot search --method lambda-darts --param lam=0.25 --run runs/lambda-s0",
         "nasforge oneshot search --method gdas --space darts --C 4 --layers 5 --run runs/gdas-darts",
     ],
+    "oneshot retrain": [
+        "nasforge oneshot retrain runs/gdas-darts --dataset cifar10 --image-size 16 --epochs 3   # the found cell",
+        "nasforge oneshot retrain darts_v2 --dataset cifar10 --image-size 16   # DARTS-V2's published cell",
+        "nasforge oneshot retrain \"Genotype(normal=[...], reduce=[...])\" --C 16 --layers 8",
+    ],
 }
 
 

@@ -65,12 +65,6 @@ def add_parser(sub: Any) -> None:
         description="Train a cell from scratch with the space's evaluation network (DARTS: C channels, --layers "
                     "cells; SGD Nesterov, cosine, the CPU-scale recipe) and print its validation accuracy (what a "
                     "comparison may select by) and test accuracy (report only). Writes retrain.json into a run folder.",
-        epilog="examples:\n"
-               "  nasforge oneshot search --method darts --space darts --dataset cifar10 --n-train 2000 "
-               "--image-size 8 --run runs/d0\n"
-               "  nasforge oneshot retrain runs/d0 --dataset cifar10 --image-size 16 --epochs 3   # the found cell\n"
-               "  nasforge oneshot retrain darts_v2 --dataset cifar10 --image-size 16             # DARTS-V2's cell\n"
-               "  nasforge oneshot retrain \"Genotype(normal=[...], reduce=[...])\" --C 16 --layers 8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("arch", help="a run folder of `oneshot search` (or its result.json), a genotype in the space's "
                                 "notation, or a published cell (darts: darts_v1, darts_v2, pc_darts, drnas)")
