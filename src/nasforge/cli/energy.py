@@ -8,6 +8,7 @@ import argparse
 import json
 from typing import Any
 
+from nasforge.cli.examples import section
 from nasforge.cli.options import finite_float
 from nasforge.errors import check_float, check_int, check_output_file, check_seed
 
@@ -16,10 +17,6 @@ EXAMPLES = [
     "nasforge energy search --strategy bohb --energy-weight -0.07 --energy-budget 300 --study ea-bohb",
     "nasforge energy search --strategy hb --energy-weight 0 --hp epochs=2,4,8 --hp batch_size=64 --energy-budget 60",
 ]
-
-
-def _epilog(lines: list[str]) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +28,7 @@ def add_parser(sub: Any) -> None:
                         description="EA-HAS-Bench-style search (Dou et al., ICLR 2023): an NB201 cell x training "
                                     "hyperparameters, every configuration trained for real with its training "
                                     "energy measured, searched under a search-energy budget.",
-                        epilog=_epilog(EXAMPLES[:2]), formatter_class=argparse.RawDescriptionHelpFormatter)
+                        epilog=section(EXAMPLES[:2]), formatter_class=argparse.RawDescriptionHelpFormatter)
     esub = ep.add_subparsers(dest="energy_command", metavar="{search}", parser_class=type(ep))
     esub.required = True
     s = esub.add_parser(
@@ -43,7 +40,7 @@ def add_parser(sub: Any) -> None:
                     "energy-aware version); 0 searches valid_acc. Prints the chosen configuration (test accuracy "
                     "reported, not used to select), the search energy and the accuracy-energy front of the "
                     "configurations trained in full; the study is kept (resumed by the same command).",
-        epilog=_epilog(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=section(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--strategy", required=True, choices=list(STRATEGIES),
                    help="rs (random), re (regularised evolution), hb (Hyperband), bohb (Hyperband + TPE)")
     s.add_argument("--energy-weight", dest="energy_weight", type=finite_float, default=-0.07,

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from nasforge.cli.examples import section
 from nasforge.cli.options import finite_float
 from nasforge.errors import NasforgeError, check_float, check_output_file, check_seed
 
@@ -18,10 +19,6 @@ EXAMPLES = [
 ]
 
 
-def _epilog(lines: list[str]) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
 def add_parser(sub: Any) -> None:
     """Add ``equivariance`` with its ``search`` sub-command."""
     from nasforge.study.equivariance import DATASETS, METHODS
@@ -30,7 +27,7 @@ def add_parser(sub: Any) -> None:
                         description="Equivariance-aware architecture search (Maile et al., ICLR 2023): group "
                                     "convolutions with a symmetry group per layer, rotations and flips (D4) and "
                                     "their subgroups.",
-                        epilog=_epilog(EXAMPLES[:2]), formatter_class=argparse.RawDescriptionHelpFormatter)
+                        epilog=section(EXAMPLES[:2]), formatter_class=argparse.RawDescriptionHelpFormatter)
     esub = ep.add_subparsers(dest="equivariance_command", metavar="{search}", parser_class=type(ep))
     esub.required = True
     s = esub.add_parser(
@@ -43,7 +40,7 @@ def add_parser(sub: Any) -> None:
                     "--compare also trains the network of each group throughout. Groups: D4 (turns and flips), "
                     "C4 (quarter turns), D2 (half turns and left-right flip), C2 (half turns), D1 (left-right "
                     "flip), C1 (a plain convolution).",
-        epilog=_epilog(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=section(EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--method", required=True, choices=list(METHODS), help="the search method")
     s.add_argument("--dataset", default="rotated-digits", choices=list(DATASETS),
                    help="digits turned by random angles, or also mirrored with probability 1/2 "

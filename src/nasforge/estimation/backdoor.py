@@ -202,20 +202,12 @@ def poisoned_training(model: nn.Module, dataset: Dataset, epochs: int = 10, pois
     """
     epochs = check_int(epochs, "epochs", 1)
     poison_rate = check_float(poison_rate, "poison_rate", 0, 1, low_open=True, high_open=True)
-    mask_budget = check_float(mask_budget, "mask_budget", 0, 1, low_open=True)
     if not 0 <= int(target) < dataset.num_classes:
         raise NasforgeError(f"bad target class {target!r}: expected 0..{dataset.num_classes - 1}")
-    if dataset.kind != "image":
-        raise NasforgeError(f"the trigger generator needs image data; dataset {dataset.name!r} holds vectors")
-    gen_rng = torch.Generator().manual_seed(int(seed))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed) + 1)
-        generator = TriggerGenerator(dataset.in_channels, area=mask_budget)
-    x_all, y_all = torch.from_numpy(dataset.x_train).float(), torch.from_numpy(dataset.y_train).long()
+    mask_budget = _check_attack(dataset, int(target), mask_budget)
+    gen_rng, generator, x_all, y_all, opt, sched = _attack_setup(model, dataset, epochs, batch_size, lr,
+                                                                 mask_budget, seed)
     n = len(y_all)
-    steps = epochs * math.ceil(n / batch_size)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     g_opt = torch.optim.Adam(generator.parameters(), lr=1e-2)
     k_frac = float(poison_rate)
     for _ in range(epochs):
@@ -238,14 +230,36 @@ def poisoned_training(model: nn.Module, dataset: Dataset, epochs: int = 10, pois
             sched.step()
             if not math.isfinite(float(loss.detach())):
                 raise NasforgeError("poisoned training diverged (loss is not finite)")
+    return _attack_eval(model, generator, dataset, int(target))
+
+
+def _attack_setup(model: nn.Module, dataset: Dataset, epochs: int, batch_size: int, lr: float,
+                  mask_budget: float, seed: int) -> tuple[torch.Generator, TriggerGenerator, Tensor, Tensor,
+                                                          torch.optim.Optimizer, Any]:
+    """What both attack protocols start from: the data-order generator (``seed``), the trigger
+    generator (initialised from ``seed + 1``), the training tensors, and the network's SGD
+    (Nesterov 0.9, weight decay 5e-4) with its cosine schedule over ``epochs``."""
+    gen_rng = torch.Generator().manual_seed(int(seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) + 1)
+        generator = TriggerGenerator(dataset.in_channels, area=mask_budget)
+    x_all, y_all = torch.from_numpy(dataset.x_train).float(), torch.from_numpy(dataset.y_train).long()
+    steps = epochs * math.ceil(len(y_all) / batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    return gen_rng, generator, x_all, y_all, opt, sched
+
+
+def _attack_eval(model: nn.Module, generator: TriggerGenerator, dataset: Dataset, target: int) -> dict[str, float]:
+    """Clean test accuracy, attack success rate (triggered test images of the other classes
+    classified as ``target``) and the trigger's mean mask area, all on the test split."""
     model.eval()
     generator.eval()
     xt, yt = torch.from_numpy(dataset.x_test).float(), torch.from_numpy(dataset.y_test).long()
     with torch.no_grad():
         clean = float((model(xt).argmax(1) == yt).float().mean()) * 100
-        other = yt != int(target)
-        xo = generator(xt[other])
-        asr = float((model(xo).argmax(1) == int(target)).float().mean()) * 100
+        other = yt != target
+        asr = float((model(generator(xt[other])).argmax(1) == target).float().mean()) * 100
         area = float(generator.mask(xt).mean())
     return {"clean_acc": clean, "asr": asr, "mask_area": area}
 
@@ -282,15 +296,9 @@ def clean_training_attack(model: nn.Module, dataset: Dataset, epochs: int = 10, 
     trigger_lr = check_float(trigger_lr, "trigger_lr", 0, None, low_open=True)
     batch_size = check_int(batch_size, "batch_size", 1)
     target = int(target)
-    gen_rng = torch.Generator().manual_seed(int(seed))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed) + 1)
-        generator = TriggerGenerator(dataset.in_channels, area=mask_budget)
-    x_all, y_all = torch.from_numpy(dataset.x_train).float(), torch.from_numpy(dataset.y_train).long()
+    gen_rng, generator, x_all, y_all, opt, sched = _attack_setup(model, dataset, epochs, batch_size, lr,
+                                                                 mask_budget, seed)
     n = len(y_all)
-    steps = epochs * math.ceil(n / batch_size)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     for _ in range(epochs):  # 1. clean training: no example carries a trigger
         model.train()
         perm = torch.randperm(n, generator=gen_rng)
@@ -332,11 +340,4 @@ def clean_training_attack(model: nn.Module, dataset: Dataset, epochs: int = 10, 
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
-    generator.eval()
-    xt, yt = torch.from_numpy(dataset.x_test).float(), torch.from_numpy(dataset.y_test).long()
-    with torch.no_grad():
-        clean = float((model(xt).argmax(1) == yt).float().mean()) * 100
-        other = yt != target
-        asr = float((model(generator(xt[other])).argmax(1) == target).float().mean()) * 100
-        area = float(generator.mask(xt).mean())
-    return {"clean_acc": clean, "asr": asr, "mask_area": area, "trigger_loss": last}
+    return {**_attack_eval(model, generator, dataset, target), "trigger_loss": last}

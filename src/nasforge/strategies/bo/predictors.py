@@ -53,6 +53,28 @@ class GPKernelPredictor(Predictor):
         return mu, np.sqrt(var)
 
 
+def _mlp_settings(pred: Predictor, enc: str, hidden: Any, epochs: int, lr: float, truncate: int,
+                  cate_params: dict[str, Any] | None) -> None:
+    """Check and store the settings the MLP predictors (BANANAS, DNGO) share: the encoding
+    (``auto`` = the space's default), epochs, path truncation, hidden widths, learning rate; build
+    the encoder and settle the stored parameters."""
+    if enc == "auto":
+        enc = default_encoding(pred.space)
+    if enc not in ENCODINGS:
+        raise NasforgeError(f"unknown encoding {enc!r}; allowed: auto, {', '.join(ENCODINGS)}")
+    pred.encoding = enc
+    pred.epochs = check_int("epochs", epochs, 1)
+    pred.truncate = check_int("truncate", truncate, 1)
+    pred.hidden = tuple(int(h) for h in hidden)
+    if not pred.hidden or min(pred.hidden) < 1:
+        raise NasforgeError(f"{pred.name} hidden must list positive layer widths, got {hidden!r}")
+    if not lr > 0:
+        raise NasforgeError(f"{pred.name} lr must be > 0, got {lr!r}")
+    pred.lr = float(lr)
+    pred.encoder = encoder(pred.space, enc, truncate=pred.truncate, cate_params=cate_params)
+    pred._settle_params(encoding=enc, hidden=list(pred.hidden))
+
+
 class BananasPredictor(Predictor):
     """BANANAS' ensemble of MLPs (as the ``bananas`` strategy fits it) on the path encoding (or
     ``adjacency``/``trunc_path``/``onehot``/``cate``, the last with ``cate_params``); the ensemble
@@ -66,22 +88,8 @@ class BananasPredictor(Predictor):
                  cate_params: dict[str, Any] | None = None, **kwargs: Any) -> None:
         enc = kwargs.pop("encoding", "auto")
         super().__init__(space, **kwargs)
-        if enc == "auto":
-            enc = default_encoding(space)
-        if enc not in ENCODINGS:
-            raise NasforgeError(f"unknown encoding {enc!r}; allowed: auto, {', '.join(ENCODINGS)}")
-        self.encoding = enc
         self.ensemble = check_int("ensemble", ensemble, 1)
-        self.epochs = check_int("epochs", epochs, 1)
-        self.truncate = check_int("truncate", truncate, 1)
-        self.hidden = tuple(int(h) for h in hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise NasforgeError(f"bananas hidden must list positive layer widths, got {hidden!r}")
-        if not lr > 0:
-            raise NasforgeError(f"bananas lr must be > 0, got {lr!r}")
-        self.lr = float(lr)
-        self.encoder = encoder(space, enc, truncate=self.truncate, cate_params=cate_params)
-        self._settle_params(encoding=enc, hidden=list(self.hidden))
+        _mlp_settings(self, enc, hidden, epochs, lr, truncate, cate_params)
 
     def _X(self, archs: list[Any]) -> np.ndarray:
         return self.encoder.matrix(archs)
@@ -112,21 +120,7 @@ class DNGOPredictor(Predictor):
                  **kwargs: Any) -> None:
         enc = kwargs.pop("encoding", "auto")
         super().__init__(space, **kwargs)
-        if enc == "auto":
-            enc = default_encoding(space)
-        if enc not in ENCODINGS:
-            raise NasforgeError(f"unknown encoding {enc!r}; allowed: auto, {', '.join(ENCODINGS)}")
-        self.encoding = enc
-        self.epochs = check_int("epochs", epochs, 1)
-        self.truncate = check_int("truncate", truncate, 1)
-        self.hidden = tuple(int(h) for h in hidden)
-        if not self.hidden or min(self.hidden) < 1:
-            raise NasforgeError(f"dngo hidden must list positive layer widths, got {hidden!r}")
-        if not lr > 0:
-            raise NasforgeError(f"dngo lr must be > 0, got {lr!r}")
-        self.lr = float(lr)
-        self.encoder = encoder(space, enc, truncate=self.truncate, cate_params=cate_params)
-        self._settle_params(encoding=enc, hidden=list(self.hidden))
+        _mlp_settings(self, enc, hidden, epochs, lr, truncate, cate_params)
 
     def _X(self, archs: list[Any]) -> np.ndarray:
         return np.asarray(self.encoder.matrix(archs), dtype=float)
