@@ -164,6 +164,13 @@ class SearchSpace(Configurable, ABC):
     def __len__(self) -> int:
         raise TypeError(f"space {self.name!r} has no finite size")
 
+    def finite_size(self) -> int | None:
+        """The number of architectures, or None where the space has no finite size."""
+        try:
+            return len(self)
+        except TypeError:
+            return None
+
     def __contains__(self, arch: object) -> bool:
         try:
             self.format(arch)

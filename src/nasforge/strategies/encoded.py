@@ -47,10 +47,7 @@ class EncodedNeighbourhood(SearchSpace):
             raise NasforgeError(f"unknown encoding {encoding!r}; allowed: {', '.join(ENCODINGS)}")
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise NasforgeError(f"neighbourhood size k must be an integer >= 1 or None, got {k!r}")
-        try:
-            size = len(space)
-        except TypeError:
-            size = None
+        size = space.finite_size()
         if size is None or size > MAX_ENUMERATED:
             raise NasforgeError(f"an encoded neighbourhood needs an enumerable space of at most {MAX_ENUMERATED:,} "
                                 f"architectures; space {space.name!r} has {'no finite size' if size is None else f'{size:,}'}")

@@ -96,10 +96,7 @@ class PredictorSearch(ModelGuided):
         self.n_local, self.transform = int(n_local or 0), transform or "none"
         self.exhaustive = bool(exhaustive)
         if self.exhaustive:
-            try:
-                size = len(space)
-            except TypeError:
-                size = None
+            size = space.finite_size()
             if size is None or size > MAX_EXHAUSTIVE:
                 raise NasforgeError(f"exhaustive candidates need an enumerable space of at most {MAX_EXHAUSTIVE:,} "
                                     f"architectures; space {space.name!r} has "

@@ -138,10 +138,7 @@ def sample_archs(space: SearchSpace, n: int | None, seed: int = 0) -> list[Any]:
     the first draw of each ``space.canonical_key`` (isomorphic NB101 cells are one architecture);
     there too the first ``n`` of a larger sample are the smaller one.
     """
-    try:
-        size = len(space)
-    except TypeError:
-        size = None
+    size = space.finite_size()
     if n is None:
         if size is None or size > ENUMERATE_MAX:
             raise NasforgeError(f"space {space.name!r} is not enumerable here: give a sample size")
