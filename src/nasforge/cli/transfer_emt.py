@@ -115,7 +115,7 @@ def cmd_emt(args: argparse.Namespace) -> int:
               f"{sum(h['cross_children'])} ({sum(h['cross_survivors'])} kept); {h['seconds']:.0f} s", flush=True)
 
     res = emt.run(test=True, callback=show)
-    print(f"\ndone in {time.perf_counter() - t0:.1f} s this session; {res.cross_task_children} cross-task children "
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s in this run; {res.cross_task_children} cross-task children "
           "over the run")
     print("best architecture per task (chosen by validation accuracy with inherited weights; test for reporting):")
     for name, arch, fit, test in zip(res.tasks, res.best, res.best_fitness, res.test_acc or []):
