@@ -64,6 +64,13 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
                                             "n_candidates": 0, "exhaustive": True, "transform": "rank", "n_init": 5}),
     "gp-hamming-bocand-ninit5": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
                                                **BOCAND, "n_init": 5}),
+    # acquisition and candidate-depth variants of gp-hamming-bocand (pilot seeds first)
+    "gp-hamming-bocand-its": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
+                                            **BOCAND, "acquisition": "its"}),
+    "gp-hamming-bocand-ucb": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
+                                            **BOCAND, "acquisition": "ucb"}),
+    "gp-hamming-bocand-d2": ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"},
+                                           **{**BOCAND, "n_candidates": 100}, "mutation_depth": 2}),
     "ens-hw-bocand-ninit5": ("predictor", {"predictor": "ensemble", "predictor_params": {"members": [
         ["gp", {"kernel": "hamming"}], ["gp", {"kernel": "wl"}]]}, **BOCAND, "n_init": 5}),
 }
