@@ -662,12 +662,14 @@ class KernelCache:
     columns); distances between earlier observations are never recomputed. ``cross(cands)``
     returns candidate x observation components; a candidate's row is kept until the next call, so
     a candidate proposed again only costs its components against the observations added since.
+    ``features``: a per-architecture memo of kernel features to use (and fill), e.g. one shared by
+    the caches of successive fits; by default the cache keeps its own.
     """
 
-    def __init__(self, kernel: ArchKernel) -> None:
+    def __init__(self, kernel: ArchKernel, features: dict[Hashable, Any] | None = None) -> None:
         self.kernel = kernel
         self.archs: list[Any] = []
-        self._feat: dict[Hashable, Any] = {}
+        self._feat: dict[Hashable, Any] = {} if features is None else features
         self._C = np.zeros((kernel.k, 0, 0))
         self._n = 0
         self._rows: dict[Hashable, np.ndarray] = {}

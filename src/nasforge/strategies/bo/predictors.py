@@ -39,8 +39,7 @@ class GPKernelPredictor(Predictor):
         self._settle_params(kernel=self.kernel_name)
 
     def _fit(self, archs: list[Any], z: np.ndarray) -> None:
-        self.cache = KernelCache(self.kernel)
-        self.cache._feat = self._features
+        self.cache = KernelCache(self.kernel, features=self._features)
         for a in archs:
             self.cache.add(a)
         self.gp = GaussianProcess(self.kernel, transform="standard")
