@@ -65,6 +65,7 @@ def strategy(label: str, bench: Any, seed: int) -> Any:
 
 
 def one(dataset: str, label: str, seed: int, budget: int) -> dict[str, Any]:
+    from nasforge.analysis.anytime import incumbent_curve
     from nasforge.estimation import load_benchmark
     from nasforge.study import Study
 
@@ -75,14 +76,12 @@ def one(dataset: str, label: str, seed: int, budget: int) -> dict[str, Any]:
     study.optimize(strat, bench, n_trials=budget)
     cpu = time.process_time() - t0
     out: dict[str, Any] = {"dataset": dataset, "method": label, "seed": seed, "cpu_s": cpu}
-    best, best_arch, curve = -np.inf, None, []
-    for t in sorted(study.trials, key=lambda t: t.number):
-        if t.metrics["valid_acc"] > best:
-            best, best_arch = t.metrics["valid_acc"], t.arch
-        curve.append(bench.query(best_arch, bench.report_metric))
+    trials = sorted(study.trials, key=lambda t: t.number)
+    curve = incumbent_curve([t.metrics["valid_acc"] for t in trials],
+                            [bench.query(t.arch, bench.report_metric) for t in trials])
     for a in AT:
         if a <= len(curve):
-            out[f"test@{a}"] = curve[a - 1]
+            out[f"test@{a}"] = float(curve[a - 1])
     return out
 
 

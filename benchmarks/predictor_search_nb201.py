@@ -77,6 +77,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def one(label: str, seed: int, budget: int) -> dict[str, Any]:
+    from nasforge.analysis.anytime import incumbent_curve
     from nasforge.estimation import load_benchmark
     from nasforge.strategies import get_strategy
     from nasforge.study import Study
@@ -90,16 +91,11 @@ def one(label: str, seed: int, budget: int) -> dict[str, Any]:
     cpu = time.process_time() - t0
     trials = sorted(study.trials, key=lambda t: t.number)
     out: dict[str, Any] = {"method": label, "seed": seed, "cpu_s": cpu}
-    best, best_arch = -np.inf, None
-    curve = []
-    for t in trials:
-        v = t.metrics["valid_acc"]
-        if v > best:
-            best, best_arch = v, t.arch
-        curve.append(bench.query(best_arch, bench.report_metric))
+    curve = incumbent_curve([t.metrics["valid_acc"] for t in trials],
+                            [bench.query(t.arch, bench.report_metric) for t in trials])
     for a in AT:
         if a <= len(curve) and a <= budget:
-            out[f"test@{a}"] = curve[a - 1]
+            out[f"test@{a}"] = float(curve[a - 1])
     return out
 
 
