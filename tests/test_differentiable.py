@@ -194,6 +194,16 @@ def test_drnas_dirichlet_draws_and_regulariser(digits):
     assert p[0, 2] == pytest.approx(4.0 / 8.0) and np.allclose(p.sum(1), 1)
 
 
+def _alignment_reference(m, model, x, y):
+    """Loss and mean pairwise cosine of the per-cell α gradients, kept differentiable (the
+    Λ-DARTS alignment term computed directly, as the reference for the method's gradient)."""
+    copies = m.mixture().detach().unsqueeze(0).repeat(model.n_cells, 1, 1).requires_grad_(True)
+    loss = F.cross_entropy(model(x, weights=copies), y)
+    gc = torch.autograd.grad(loss, copies, create_graph=True)[0].reshape(model.n_cells, -1)
+    pairs = [(i, j) for i in range(model.n_cells) for j in range(i + 1, model.n_cells)]
+    return loss, sum(F.cosine_similarity(gc[i], gc[j], dim=0) for i, j in pairs) / len(pairs)
+
+
 def test_lambda_darts_finite_difference_matches_the_exact_alignment_gradient(digits):
     # float64 and a small ε: the central difference must then be the exact weight gradient of the
     # alignment term (mean pairwise cosine of the per-cell gradients), with the sign that raises it
@@ -210,11 +220,7 @@ def test_lambda_darts_finite_difference_matches_the_exact_alignment_gradient(dig
     with_reg = [p.grad.clone() for p in w]
     assert np.isfinite(m.stats["layer_corr"][0])
     # plain gradient and the exact gradient of the mean pairwise cosine of the per-cell gradients
-    copies = m.mixture().detach().unsqueeze(0).repeat(model.n_cells, 1, 1).requires_grad_(True)
-    loss = F.cross_entropy(model(x, weights=copies), y)
-    gc = torch.autograd.grad(loss, copies, create_graph=True)[0].reshape(model.n_cells, -1)
-    pairs = [(i, j) for i in range(model.n_cells) for j in range(i + 1, model.n_cells)]
-    corr = sum(F.cosine_similarity(gc[i], gc[j], dim=0) for i, j in pairs) / len(pairs)
+    loss, corr = _alignment_reference(m, model, x, y)
     plain = torch.autograd.grad(loss, w, retain_graph=True, allow_unused=True)
     exact = torch.autograd.grad(corr, w, allow_unused=True)
     reg = torch.cat([(wr - (torch.zeros_like(wr) if pl is None else pl)).flatten() for wr, pl in zip(with_reg, plain)])
@@ -255,11 +261,7 @@ def test_lambda_darts_exact_option_is_the_double_backward_gradient(digits):
     m.weight_backward(x, y, ctx)
     got = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in w])
     assert np.isfinite(m.stats["layer_corr"][0])
-    copies = m.mixture().detach().unsqueeze(0).repeat(model.n_cells, 1, 1).requires_grad_(True)
-    loss = F.cross_entropy(model(x, weights=copies), y)
-    gc = torch.autograd.grad(loss, copies, create_graph=True)[0].reshape(model.n_cells, -1)
-    pairs = [(i, j) for i in range(model.n_cells) for j in range(i + 1, model.n_cells)]
-    corr = sum(F.cosine_similarity(gc[i], gc[j], dim=0) for i, j in pairs) / len(pairs)
+    loss, corr = _alignment_reference(m, model, x, y)
     ref = torch.autograd.grad(loss - 0.5 * corr, w, allow_unused=True, retain_graph=True)
     want = torch.cat([(torch.zeros_like(p) if r is None else r).flatten() for p, r in zip(w, ref)])
     assert torch.allclose(got, want, rtol=1e-6, atol=1e-9)
