@@ -119,6 +119,17 @@ LISTED: list[Case] = [
     _c("'xx'", "18 cli", "energy", "search", "--strategy", "xx"),
     _c("n_train 5", "18 cli", "energy", "search", "--strategy", "rs", "--n-train", "5"),
     _c("'rapl2'", "18 cli", "energy", "search", "--strategy", "rs", "--power", "rapl2"),
+    # issue 17: zero-cost warm starts of a search
+    _c("'synflow'", "17 cli", "search", "--benchmark", "nb201:cifar10", "--strategy", "bo", "--warm-start", "synflow",
+       "--storage", "{db}"),
+    _c("'bogus'", "17 cli", "search", "--benchmark", "nb201:cifar10", "--strategy", "bo", "--warm-start", "bogus:10",
+       "--storage", "{db}"),
+    _c("'synflow:0'", "17 cli", "search", "--benchmark", "nb201:cifar10", "--strategy", "bo", "--warm-start",
+       "synflow:0", "--storage", "{db}"),
+    _c("'ls'", "17 cli", "search", "--benchmark", "nb201:cifar10", "--strategy", "ls", "--warm-start", "synflow:10",
+       "--storage", "{db}"),
+    _c("N=99999", "17 cli", "search", "--benchmark", "nb201:cifar10", "--strategy", "re", "--warm-start",
+       "synflow:99999", "--storage", "{db}"),
 ]
 
 

@@ -325,6 +325,57 @@ def test_regularized_evolution_starts_from_the_given_population(nb201_c10):
         RegularizedEvolution(SPACE, initial=["|bogus|"])
 
 
+@pytest.mark.parametrize("name,params", [("bo", {"kernel": "hamming"}),
+                                         ("predictor", {"predictor": "gp", "predictor_params": {"kernel": "hamming"}})])
+def test_model_guided_search_starts_from_the_warm_start(nb201_c10, name, params):
+    from nasforge.strategies import get_strategy
+    from nasforge.study import Study
+
+    initial = [str(a) for a in list(SPACE)[200:203]]
+    strat = get_strategy(name, SPACE, seed=4, initial=initial + initial[:1], n_init=5, **params)
+    assert strat.config()["initial"] == initial
+    assert "initial" not in get_strategy(name, SPACE, **params).config()  # old configs are unchanged
+    study = Study("warm", SPACE, "valid_acc")
+    study.optimize(strat, nb201_c10, n_trials=9)
+    phases = [t.info.get("phase") for t in study.trials]
+    assert [t.arch for t in study.trials[:3]] == initial and phases[:3] == ["initial"] * 3
+    assert phases[3:5] == ["init", "init"] and phases[5] not in ("init", "initial")  # random fill up to n_init
+    again = Study("warm", SPACE, "valid_acc")  # interrupted after 6 trials, resumed by replay
+    again.optimize(get_strategy(name, SPACE, seed=4, initial=initial, n_init=5, **params), nb201_c10, n_trials=6)
+    again.optimize(get_strategy(name, SPACE, seed=4, initial=initial, n_init=5, **params), nb201_c10, n_trials=9)
+    assert [t.arch for t in again.trials] == [t.arch for t in study.trials]
+    # a warm start longer than n_init is evaluated whole before the model takes over
+    long = get_strategy(name, SPACE, seed=4, initial=[str(a) for a in list(SPACE)[300:308]], n_init=2, **params)
+    study = Study("long", SPACE, "valid_acc")
+    study.optimize(long, nb201_c10, n_trials=10)
+    assert [t.info.get("phase") for t in study.trials[:8]] == ["initial"] * 8
+
+
+def test_cli_search_warm_start_is_the_proxy_ranked_top_and_resumes(tmp_path, capsys, data_dir, torch):
+    from nasforge.cli.main import main
+    from nasforge.data import load_dataset
+    from nasforge.estimation.proxies import ProxyEstimator, RankEnsemble, proxy_warm_start
+    from nasforge.study import get_storage, load_study
+
+    db = f"sqlite:///{tmp_path}/w.db"
+    argv = ["search", "--benchmark", "nb201:cifar10", "--strategy", "bo", "--kernel", "hamming", "--param", "n_init=4",
+            "--warm-start", "synflow:12", "--seed", "3", "--study", "w", "--storage", db, "--data-dir", str(data_dir)]
+    assert main(argv + ["--budget", "6"]) == 0
+    assert "warm start (synflow:12): the top 4 of 12 random architectures" in capsys.readouterr().out
+    study = load_study("w", get_storage(db))
+    # the same ranking computed directly: the benchmark's network (C=16, N=5) on CIFAR-10, the search's seed
+    est = ProxyEstimator(SPACE, load_dataset("cifar10", data_dir=data_dir, seed=3), "synflow", seed=3)
+    want = proxy_warm_start(SPACE, est, 12, 4, seed=3, ensemble=RankEnsemble(["synflow"])).archs
+    assert study.config["search"]["params"]["initial"] == want
+    assert [t.arch for t in sorted(study.trials, key=lambda t: t.number)[:4]] == want
+    assert main(argv + ["--budget", "8"]) == 0  # resumes with the stored warm start; nothing is re-ranked
+    out = capsys.readouterr().out
+    assert "resuming: 6 trial(s) already done" in out and "warm start (" not in out
+    assert len(load_study("w", get_storage(db)).finished_trials) == 8
+    assert main(["search", "--study", "w", "--storage", db, "--warm-start", "synflow:20", "--budget", "9"]) == 2
+    assert "created with warm_start='synflow:12'" in capsys.readouterr().err
+
+
 # --- command line -----------------------------------------------------------------------------------
 def test_cli_scores_resumably_and_correlates(tmp_path, capsys, data_dir, torch):
     from nasforge.cli.main import main

@@ -25,6 +25,7 @@ EXAMPLES: dict[str, list[str]] = {
         "nasforge search --study re-nb201-cifar10-seed0 --budget 400   # resume a study with a larger budget",
         "nasforge search --benchmark nb201:cifar10+latency --constraint 'latency_ms[pixel3] <= 20'",
         "nasforge search --benchmark nb201:cifar10 --workers 4 --executor process --study par",
+        "nasforge search --benchmark nb201:cifar10 --strategy bo --kernel hamming --warm-start synflow:1000 --budget 50",
     ],
     "show": [
         "nasforge show                                  # the studies in sqlite:///nasforge.db",

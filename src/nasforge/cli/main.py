@@ -135,6 +135,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     cons = bind_constraints(settings.get("constraints"), task.space, task.table, task.estimator, args.data_dir)
     strategy = get_strategy(settings["strategy"], task.space, seed=settings["seed"], fidelity=settings.get("fidelity"),
                             feasible=task.strategy_feasible(cons), **strategy_settings(settings, task))
+    if settings.get("warm_start") and "initial" not in settings["params"]:  # a new study: rank the sample once
+        from nasforge.study.task import zero_cost_warm_start
+
+        n_top = getattr(strategy, "n_init", None) or getattr(strategy, "population_size", 10)
+        ws = zero_cost_warm_start(settings, task, n_top, args.data_dir)
+        print(f"warm start ({settings['warm_start']}): the top {len(ws.archs)} of {len(ws.sampled)} random "
+              f"architectures by zero-cost proxies, {ws.seconds:.1f} s")
+        settings["params"] = {**settings["params"], "initial": ws.archs}
+        strategy = get_strategy(settings["strategy"], task.space, seed=settings["seed"],
+                                fidelity=settings.get("fidelity"), feasible=task.strategy_feasible(cons),
+                                **strategy_settings(settings, task))
     settings.update(metric=task.metric, direction="max" if task.maximize else "min")
     study = create_study(name, task.space, task.metric, maximize=task.maximize, storage=storage,
                          config={"search": settings}, constraints=cons, load_if_exists=True)
@@ -423,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hard constraint, repeatable: 'latency_ms[pixel3] <= 20', 'params <= 0.5e6', 'flops < 100M'")
     s.add_argument("--kernel", default=None,
                    help="architecture kernel of --strategy bo: hamming, path, wl, tw, tw2, hot (= --param kernel=...)")
+    s.add_argument("--warm-start", dest="warm_start", default=None, metavar="PROXIES:N",
+                   help="re, bo, predictor: start from the best of N random architectures by zero-cost proxies of "
+                        "their untrained networks, e.g. synflow:1000 (scored once, stored with the study)")
     s.add_argument("--study", default=None, help="study name (default <strategy>-<benchmark|dataset>-seed<seed>)")
     t = s.add_argument_group("training (with --dataset)")
     t.add_argument("--epochs", type=int, default=None, help="epochs of a full evaluation (default 10)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,7 @@ class Strategy(Configurable, ABC):
         self.feasible = feasible
         self.rng = np.random.default_rng(seed)
         self._seen: set[Hashable] = set()
+        self._initial: list[Any] = []  # a warm start, for the strategies that take one (_set_initial)
         self.n_told = 0
         self.best_arch: Any = None
         self.best_score = -math.inf
@@ -129,6 +130,27 @@ class Strategy(Configurable, ABC):
         if math.isnan(value):
             return -math.inf
         return value if self.maximize is not False else -value
+
+    def _set_initial(self, initial: Sequence[Any] | None) -> None:
+        """Store a warm start: architectures (objects or strings) to evaluate first, in order, kept
+        in the configuration as strings (duplicates dropped), so a study resumes with them."""
+        if initial is not None and (isinstance(initial, str) or not isinstance(initial, Sequence)):
+            raise NasforgeError(f"initial must be a list of architectures, got {type(initial).__name__}")
+        #: the warm-start architectures as strings, or None
+        self.initial: list[str] | None = (
+            None if initial is None else list(dict.fromkeys(self.space.format(self.space.coerce(a)) for a in initial))
+        )
+        self._initial = [self.space.coerce(t) for t in self.initial or ()]
+
+    def _initial_suggestion(self, n_asked: int) -> Suggestion | None:
+        """The ``n_asked``-th suggestion of the warm start (1-based) while it lasts: the listed
+        architecture, or a random new one in its place if it was seen or is infeasible."""
+        if n_asked > len(self._initial):
+            return None
+        arch = self._initial[n_asked - 1]
+        if self.is_new(arch):
+            return self._claim(arch, phase="initial")
+        return self._claim(self._unique(lambda: self.space.sample(self.rng)))
 
     def _key(self, arch: Any) -> Hashable:
         return self.space.canonical_key(arch) if self.dedup == "canonical" else arch

@@ -53,22 +53,14 @@ class RegularizedEvolution(Strategy):
         self.sample_size = sample_size
         self.population: deque[tuple[Any, float]] = deque()
         self._n_asked = 0
-        if initial is not None and (isinstance(initial, str) or not isinstance(initial, Sequence)):
-            raise NasforgeError(f"initial must be a list of architectures, got {type(initial).__name__}")
-        #: the warm-start architectures as strings (duplicates dropped), or None
-        self.initial: list[str] | None = (
-            None if initial is None else list(dict.fromkeys(space.format(space.coerce(a)) for a in initial))
-        )
-        self._initial = [space.coerce(t) for t in self.initial or ()]
+        self._set_initial(initial)
         self._settle_params(initial=None if self.initial is None else list(self.initial))
 
     def ask(self) -> Suggestion:
         self._n_asked += 1
-        if self._n_asked <= len(self._initial):
-            arch = self._initial[self._n_asked - 1]
-            if self.is_new(arch):
-                return self._claim(arch, phase="initial")
-            return self._claim(self._unique(lambda: self.space.sample(self.rng)))  # seen or infeasible
+        warm = self._initial_suggestion(self._n_asked)
+        if warm is not None:
+            return warm
         if len(self.population) < self.population_size and self._n_asked <= self.population_size:
             return self._claim(self._unique(lambda: self.space.sample(self.rng)))
         if not self.population:  # every initial evaluation failed: keep sampling

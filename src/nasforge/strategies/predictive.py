@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,11 @@ class PredictorSearch(ModelGuided):
     acquisition then works in those units. ``exhaustive=True`` (a finite space of at most
     100,000 architectures) scores every unseen architecture instead of ``n_random`` random ones:
     the acquisition is then maximised over the whole space. ``bo``'s candidate set is
-    ``n_candidates=0, n_local=24, n_random=100``.
+    ``n_candidates=0, n_local=24, n_random=100``. ``initial`` (optional) lists architectures to
+    evaluate first, the start of the initial design (random ones fill it up to ``n_init``): the
+    zero-cost warm start of Abdelfattah et al. (ICLR 2021) enters here, as the top of N
+    proxy-ranked samples (:func:`nasforge.estimation.proxies.proxy_warm_start`); it is stored in
+    the configuration, so a study resumes with it.
 
     ``predictor`` is a registry name (``gp``, ``bananas``, ``xgb``, ``rf``, ``gin``, ...; its
     settings in ``predictor_params``, its seed the strategy's) or a :class:`Predictor` object,
@@ -52,7 +57,8 @@ class PredictorSearch(ModelGuided):
                  predictor_params: dict[str, Any] | None = None, acquisition: str = "auto", n_init: int = 10,
                  k: int = 1, n_candidates: int = 100, n_parents: int = 5, mutation_depth: int = 1,
                  n_random: int = 20, beta: float = 1.0, n_local: int | None = None,
-                 transform: str | None = None, exhaustive: bool | None = None, **kwargs: Any) -> None:
+                 transform: str | None = None, exhaustive: bool | None = None,
+                 initial: Sequence[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(space, **kwargs)
         for key, val, lo in (("n_init", n_init, 1), ("k", k, 1), ("n_candidates", n_candidates, 0),
                              ("n_parents", n_parents, 1), ("mutation_depth", mutation_depth, 1),
@@ -106,7 +112,8 @@ class PredictorSearch(ModelGuided):
         self._queue: deque[Suggestion] = deque()
         self._n_asked = 0
         self._n_fits = 0
-        self._settle_params(acquisition=acquisition)
+        self._set_initial(initial)
+        self._settle_params(acquisition=acquisition, initial=self.initial)
 
     def _min_train(self) -> int:
         return max(2, self.model.min_train)

@@ -37,8 +37,10 @@ OPTIMIZERS = ("sgd", "adamw", "nero")
 #: the settings that define a search (stored with its study; a resumed study must not change them)
 SEARCH_KEYS: tuple[str, ...] = (
     "benchmark", "dataset", "space", "strategy", "seed", "metric", "direction", "fidelity", "params", "constraints",
-    *TRAINING_DEFAULTS,
+    "warm_start", *TRAINING_DEFAULTS,
 )
+#: strategies that take a warm start (their ``initial`` setting)
+WARM_STARTABLE: tuple[str, ...] = ("re", "bo", "predictor")
 #: settings every search has, whatever was given
 SEARCH_DEFAULTS: dict[str, Any] = {"strategy": "re", "seed": 0, "params": {}}
 
@@ -104,6 +106,9 @@ def merge_settings(given: Mapping[str, Any], stored: Mapping[str, Any], name: st
         for key, value in DEFAULT_TASK.items():  # the embedded default task; given settings win
             if given[key] is None:
                 given[key] = value
+    if given["params"] is not None and stored.get("warm_start") and "initial" in (stored.get("params") or {}):
+        # the warm start's architectures were derived when the study began: they are not a given setting
+        given["params"] = {**given["params"], "initial": stored["params"]["initial"]}
     for key in SEARCH_KEYS:
         if given[key] is not None:
             if key in stored and stored[key] != given[key]:
@@ -153,6 +158,8 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     cons = out.get("constraints")
     if cons is not None and (isinstance(cons, str) or not all(isinstance(c, str) for c in cons)):
         raise NasforgeError(f"bad constraints {shorten(cons)}: expected a list of expressions")
+    if out.get("warm_start") is not None:
+        parse_warm_start(out["warm_start"])
     for key, low in (("epochs", 1), ("C", 1), ("N", 1), ("batch_size", 1), ("n_train", 1)):
         if out.get(key) is not None:
             out[key] = check_int(out[key], key, low)
@@ -184,6 +191,58 @@ def strategy_settings(settings: Mapping[str, Any], task: Task) -> dict[str, Any]
         else:
             params.update(min_fidelity=1, max_fidelity=fids[-1])
     return params
+
+
+def parse_warm_start(spec: Any) -> tuple[list[str], int]:
+    """The proxies and the sample size of a warm-start setting ``PROXIES:N`` (e.g. ``synflow:1000``,
+    ``synflow,flops:500``)."""
+    from nasforge.estimation.proxies import resolve_proxies
+
+    text = spec if isinstance(spec, str) else ""
+    names, _, n = text.rpartition(":")
+    if not names or not n.strip().isdigit() or int(n) < 1:
+        raise NasforgeError(f"bad warm start {shorten(spec)}: expected PROXIES:N, e.g. synflow:1000 (the top of N "
+                            "random architectures ranked by the proxies)")
+    return resolve_proxies(names), int(n)
+
+
+def zero_cost_warm_start(settings: Mapping[str, Any], task: Task, n_top: int,
+                         data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """The warm start of a search (``settings["warm_start"]``, ``PROXIES:N``): the ``n_top`` best
+    of N distinct random architectures of the task's space ranked by zero-cost proxies of their
+    untrained networks (Abdelfattah et al., ICLR 2021; NASWOT's AREA), drawn with the search's
+    seed. Networks are built as the search evaluates them: with the training settings on a
+    dataset; on an NB201 table, the benchmark's own network (C=16, N=5) for its classes, scored on
+    CIFAR-10 images. Returns the :class:`~nasforge.estimation.proxies.WarmStart` (its ``seconds``
+    is the scoring time)."""
+    from nasforge.estimation.proxies import ProxyEstimator, RankEnsemble, proxy_warm_start
+
+    proxies, n = parse_warm_start(settings.get("warm_start"))
+    name = settings.get("strategy", SEARCH_DEFAULTS["strategy"])
+    if name not in WARM_STARTABLE:
+        raise NasforgeError(f"strategy {name!r} takes no warm start; strategies that do: {', '.join(WARM_STARTABLE)}")
+    seed = int(settings.get("seed") or 0)
+    if task.table is None:
+        est = task.estimator
+        data, net = est.dataset, dict(est.net)
+    elif task.space.name == "nb201":
+        from nasforge.data import load_dataset
+
+        data = load_dataset("cifar10", data_dir=data_dir, seed=seed)
+        net = {"num_classes": 100 if "cifar100" in task.label else 10}
+    else:
+        raise NasforgeError(f"a zero-cost warm start builds the space's networks; the table {task.label} has none to "
+                            "build (use it with --dataset, or an NB201 table)")
+    batch = min(128, len(data.y_train))
+    est = ProxyEstimator(task.space, data, proxies, batch_size=batch, seed=seed, net=net)
+    size = task.space.finite_size()
+    if size is not None and n > size:
+        raise NasforgeError(f"warm start sample N={n} exceeds the {size:,} architectures of space {task.space.name!r}")
+    candidates = None
+    if task.feasible is not None:  # a table holding part of its space: sample among what it holds
+        candidates = [a for a in task.space if task.feasible(a)]
+    return proxy_warm_start(task.space, est, n, min(n_top, n), seed=seed, ensemble=RankEnsemble(proxies),
+                            candidates=candidates)
 
 
 def build_task(settings: Mapping[str, Any], data_dir: str | os.PathLike[str] | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,9 @@ class GPBayesOpt(Strategy):
     each): give it a smaller candidate set (e.g. ``n_random=30, n_incumbents=3, n_local=10``).
     Targets are normalised with ``transform`` (default ``rank``: a Gaussian copula, robust to the
     few cells that do not train; ``standard``: z-scores). Failed evaluations stay out of the model.
+    ``initial`` (optional) lists architectures to evaluate first, the start of the initial design
+    (random ones fill it up to ``n_init``), e.g. a zero-cost warm start
+    (:func:`nasforge.estimation.proxies.proxy_warm_start`); it is stored in the configuration.
 
     Batches (``batch_size`` B > 1): one selection step chooses B architectures at once with
     ``batch_method`` (``kdpp``: k-DPP with quality, ``kb``: Kriging believer, ``random``: B
@@ -69,9 +72,11 @@ class GPBayesOpt(Strategy):
         batch_pool: int = 100,
         dpp_temperature: float = 1.0,
         kernel_params: dict[str, Any] | None = None,
+        initial: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(space, **kwargs)
+        self._set_initial(initial)
         if kernel != AUTO and kernel not in KERNELS:
             raise NasforgeError(f"unknown kernel {kernel!r}; allowed: {AUTO}, {', '.join(KERNELS)}")
         if acquisition not in ACQUISITIONS:
@@ -119,12 +124,15 @@ class GPBayesOpt(Strategy):
         self._n_batches = 0
         self._settle_params(**{k: getattr(self, k) for k in (
             "batch_size", "n_init", "n_random", "n_incumbents", "n_local", "refit_every", "beta", "xi", "batch_pool",
-            "dpp_temperature")}, kernel=kernel, kernel_params=dict(self.kernel_params))
+            "dpp_temperature")}, kernel=kernel, kernel_params=dict(self.kernel_params), initial=self.initial)
 
     # --- ask / tell ------------------------------------------------------------------------------
     def ask(self) -> Suggestion:
         self._n_asked += 1
-        if not self._queue:
+        warm = None if self._queue else self._initial_suggestion(self._n_asked)
+        if warm is not None:
+            self._queue.append(warm)
+        elif not self._queue:
             if self._n_asked <= self.n_init or len(self._y) < 2:
                 arch = self._unique(lambda: self.space.sample(self.rng))
                 self._queue.append(self._claim(arch, phase="init"))
