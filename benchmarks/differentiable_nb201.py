@@ -48,13 +48,15 @@ def one_run(job: dict) -> dict:
     ds = load_search_data("cifar10", n_train=job["n_train"], image_size=job["image_size"], data_dir=str(DATA))
     ck = Path(job["work"]) / f"{job['method']}-s{job['seed']}.ckpt"
     run = DifferentiableSearch(ds, job["method"], "nb201", net={"C": job["C"], "N": job["N"]}, seed=job["seed"],
-                               epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64, checkpoint=ck)
+                               method_params=job.get("params"),
+                               epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64, checkpoint=ck,
+                               warmup_epochs=job.get("warmup", 0))
     init = DifferentiableSearch(ds, job["method"], "nb201", net={"C": job["C"], "N": job["N"]}, seed=job["seed"],
                                 epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64)
     init_geno = init.layout.space.format(init.layout.arch(init.current()[0]))  # α at initialisation: no search
     res = run.run()
     look = lookup_nb201(res.genotype, data_dir=str(DATA))
-    secs = [h["seconds"] / job["steps"] for h in res.history]
+    secs = [h["seconds"] / job["steps"] for h in res.history if not h.get("warmup")]
     return {**job, "genotype": res.genotype, "skips": [h["skip_count"] for h in res.history],
             "sec_per_step": float(np.median(secs)), "nb201": look, "init_genotype": init_geno,
             "init_nb201": lookup_nb201(init_geno, data_dir=str(DATA)),
@@ -74,6 +76,10 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--steps", type=int, default=36, help="bilevel steps per epoch")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="first epochs train the weights only (α frozen); DrNAS's NB201 search warms up 10 of 50")
+    ap.add_argument("--params", default=None,
+                    help='method settings as JSON, e.g. \'{"drnas": {"reg": "l2", "keep": 3}}\' (default: the library\'s)')
     ap.add_argument("--n-train", type=int, default=4608, help="CIFAR-10 images (half weights, half α)")
     ap.add_argument("--image-size", type=int, default=8)
     ap.add_argument("--C", type=int, default=8)
@@ -88,10 +94,13 @@ def main() -> int:
     os.makedirs(args.work, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    mparams = json.loads(args.params) if args.params else {}
     # the costly methods first, so the two workers finish together
     cost = {"idarts": 5, "transfer-darts": 4, "darts2": 3, "lambda-darts": 1.2, "drnas": 1.1, "darts": 1, "gdas": 0.5}
     jobs = [{"method": m, "seed": s, "epochs": args.epochs, "steps": args.steps, "n_train": args.n_train,
-             "image_size": args.image_size, "C": args.C, "N": args.N, "work": args.work}
+             "image_size": args.image_size, "C": args.C, "N": args.N, "work": args.work,
+             **({"warmup": args.warmup} if args.warmup else {}),
+             **({"params": mparams[m]} if m in mparams else {})}
             for m in sorted(methods, key=lambda m: -cost.get(m, 1)) for s in seeds]
     t0 = time.time()
     results = []
@@ -103,8 +112,11 @@ def main() -> int:
             Path(args.out).write_text(json.dumps(results, indent=1))
     base = np.median([r["sec_per_step"] for r in results if r["method"] == "darts"]) if "darts" in methods else None
     print(f"NB201 supernet C={args.C} N={args.N}, CIFAR-10 {args.n_train} images ({args.n_train // 2} weights / "
-          f"{args.n_train // 2} α) at {args.image_size}x{args.image_size}, {args.epochs} epochs x {args.steps} steps, "
+          f"{args.n_train // 2} α) at {args.image_size}x{args.image_size}, {args.epochs} epochs x {args.steps} steps"
+          f"{f' (the first {args.warmup} epochs weights only)' if args.warmup else ''}, "
           f"batch 64, seeds {args.seeds}\n")
+    if mparams:
+        print(f"method settings (others: the library defaults): {json.dumps(mparams)}\n")
     print("| method | skips (epoch 1 → last) | C10 valid | C10 test (NB201 full) | C100 test | paper C10 test "
           "| s/step (× DARTS-V1) |")
     print("|---|---|---|---|---|---|---|")
@@ -112,7 +124,7 @@ def main() -> int:
         rs = [r for r in results if r["method"] == m]
         if not rs:
             continue
-        s1 = np.mean([r["skips"][0] for r in rs])
+        s1 = np.mean([r["skips"][r.get("warmup", 0)] for r in rs])
         sl = np.mean([r["skips"][-1] for r in rs])
         sps = float(np.median([r["sec_per_step"] for r in rs]))
         rel = f" ({sps / base:.1f}×)" if base else ""

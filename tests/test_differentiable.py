@@ -100,6 +100,55 @@ def test_bad_input(digits):
         DifferentiableSearch(digits, "darts", net=NET, epochs=0)
     with pytest.raises(NasforgeError, match="drnas reg"):
         DifferentiableSearch(digits, "drnas", net=NET, method_params={"reg": "l1"})
+    with pytest.raises(NasforgeError, match=r"warmup_epochs \(2\) must be smaller than epochs \(2\)"):
+        DifferentiableSearch(digits, "darts", net=NET, warmup_epochs=2, epochs=2)
+    with pytest.raises(NasforgeError, match="warmup_epochs must be a whole number >= 0, got -1"):
+        DifferentiableSearch(digits, "darts", net=NET, warmup_epochs=-1)
+    with pytest.raises(NasforgeError, match=r"drnas keep must be 0 \(no pruning\) or a whole number in 1..4, got 5"):
+        DifferentiableSearch(digits, "drnas", net=NET, method_params={"keep": 5})
+    with pytest.raises(NasforgeError, match=r"drnas prune_at must lie in \(0, 1\), got 1"):
+        DifferentiableSearch(digits, "drnas", net=NET, method_params={"keep": 3, "prune_at": 1})
+
+
+def test_drnas_progressive_pruning_keeps_the_strongest_operations(digits, tmp_path):
+    settings = {**FAST, "epochs": 4}
+    run = DifferentiableSearch(digits, "drnas", net=NET, seed=5, method_params={"keep": 2}, **settings)
+    run.run(until_epoch=2)
+    assert bool(run.method.mask.all()) and not run.method.pruned  # prunes when epoch 3 (= 0.5 x 4 + 1) starts
+    before = run.method.probs()
+    res = run.run()
+    mask = run.method.mask.numpy()
+    assert (mask.sum(axis=1) == 2).all()
+    for e in range(mask.shape[0]):  # the two strongest by the Dirichlet mean at the pruning
+        assert set(np.flatnonzero(mask[e])) == set(np.argsort(-before[e], kind="stable")[:2])
+    assert np.allclose(res.probs[~mask], 0.0) and np.allclose(res.probs.sum(axis=1), 1.0)
+    assert all(mask[e, k] for e, k in enumerate(res.indices))
+    # the pruning survives a checkpoint: resuming after it gives the uninterrupted trajectory
+    part = DifferentiableSearch(digits, "drnas", net=NET, seed=5, method_params={"keep": 2},
+                                checkpoint=tmp_path / "d.ckpt", **settings)
+    part.run(until_epoch=3)
+    again = DifferentiableSearch(digits, "drnas", net=NET, seed=5, method_params={"keep": 2},
+                                 checkpoint=tmp_path / "d.ckpt", **settings)
+    assert again.method.pruned and torch.equal(again.method.mask, part.method.mask)
+    again.run()
+    assert np.array_equal(again.method.probs(), run.method.probs())
+
+
+@pytest.mark.parametrize("method", ["darts", "drnas"])
+def test_warmup_trains_weights_only_then_searches(digits, method):
+    run = DifferentiableSearch(digits, method, net=NET, seed=2, **{**FAST, "epochs": 3}, warmup_epochs=2)
+    init = _alpha(run)
+    w0 = [p.detach().clone() for p in run.model.parameters()]
+    res = run.run(until_epoch=2)
+    assert torch.equal(init, _alpha(run)), "α moved during the warm-up"
+    assert any(not torch.equal(a, b) for a, b in zip(w0, run.model.parameters())), "weights did not train"
+    assert [h["warmup"] for h in res.history] == [True, True] and res.history[0]["val_loss"] is None
+    res = run.run()
+    assert not torch.equal(init, _alpha(run)) and res.history[-1]["warmup"] is False
+    # the warm-up changes the trajectory: the same seed without it ends elsewhere
+    plain = DifferentiableSearch(digits, method, net=NET, seed=2, **{**FAST, "epochs": 3})
+    plain.run()
+    assert not torch.equal(_alpha(plain), _alpha(run))
 
 
 def test_darts2_finite_difference_matches_the_exact_unrolled_gradient(digits):

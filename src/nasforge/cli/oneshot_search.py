@@ -49,6 +49,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default 64")
     s.add_argument("--lr", type=finite_float, default=None, help="weight learning rate, cosine (default 0.025)")
     s.add_argument("--arch-lr", dest="arch_lr", type=finite_float, default=None, help="Adam lr of α (default 3e-4)")
+    s.add_argument("--warmup-epochs", dest="warmup_epochs", type=int, default=None,
+                   help="first epochs train the weights only, α frozen (default 0)")
     s.add_argument("--seed", type=int, default=None, help="initial weights, α, data order, draws (default 0)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="method setting, e.g. K=5 (idarts), lam=0.25 or exact=true (lambda-darts), reg=l2 (drnas); hardcore and "
@@ -111,7 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                           data_dir=args.data_dir)
     net = {k: v for k, v in {"C": args.C, "N": args.N, "layers": args.layers, "width": args.width}.items()
            if v is not None}
-    settings = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "arch_lr", "seed")}
+    settings = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "arch_lr", "seed",
+                                              "warmup_epochs")}
     folder.mkdir(parents=True, exist_ok=True)
     run = DifferentiableSearch(ds, args.method, args.space, net=net,
                                method_params=_method_params(args),

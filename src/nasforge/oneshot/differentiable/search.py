@@ -48,7 +48,7 @@ __all__ = ["SEARCH_DEFAULTS", "DifferentiableSearch", "SearchResult", "search"]
 SEARCH_DEFAULTS: dict[str, Any] = {
     "epochs": 10, "batch_size": 64, "lr": 0.025, "lr_min": 0.001, "momentum": 0.9, "weight_decay": 3e-4,
     "grad_clip": 5.0, "arch_lr": 3e-4, "arch_beta1": 0.5, "arch_beta2": 0.999, "arch_weight_decay": 1e-3,
-    "seed": 0, "steps_per_epoch": None,
+    "seed": 0, "steps_per_epoch": None, "warmup_epochs": 0,
 }
 
 
@@ -75,10 +75,14 @@ def _check_settings(st: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise NasforgeError(f"unknown search setting {unknown[0]!r}; allowed: {', '.join(SEARCH_DEFAULTS)}")
     out = {**SEARCH_DEFAULTS, **{k: v for k, v in st.items() if v is not None}}
-    for key in ("epochs", "batch_size", "seed"):
+    for key in ("epochs", "batch_size", "seed", "warmup_epochs"):
         v = out[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if key == "seed" else 1):
-            raise NasforgeError(f"{key} must be a whole number >= {0 if key == 'seed' else 1}, got {v!r}")
+        lo = 0 if key in ("seed", "warmup_epochs") else 1
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise NasforgeError(f"{key} must be a whole number >= {lo}, got {v!r}")
+    if out["warmup_epochs"] >= out["epochs"]:
+        raise NasforgeError(f"warmup_epochs ({out['warmup_epochs']}) must be smaller than epochs ({out['epochs']}): "
+                            "α is only updated after the warm-up")
     if out["steps_per_epoch"] is not None:
         v = out["steps_per_epoch"]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -100,6 +104,9 @@ class DifferentiableSearch:
     ``net``: network settings of the supernet (defaults: the layout's CPU-scale ones);
     ``method_params``: the method's settings (see :mod:`~nasforge.oneshot.differentiable.methods`);
     other keywords: :data:`SEARCH_DEFAULTS`. ``checkpoint``: a file to resume from and save to.
+    ``warmup_epochs``: the first epochs train the weights only, α frozen (DrNAS's reference search
+    on NB201 warms up 10 of every 50 epochs; PC-DARTS 15 of 50); the learning-rate schedule still
+    spans all ``epochs``.
     """
 
     def __init__(self, dataset: Dataset, method: str = "darts", space: Any = "nb201", *,
@@ -249,17 +256,19 @@ class DifferentiableSearch:
         tl = vl = 0.0
         correct = seen = 0
         steps = self.steps_per_epoch
+        warmup = epoch < s["warmup_epochs"]  # weights only: α stays where it is
         for i in range(steps):
             xb, yb = self._batch(self.xt, self.yt, order_t, i)
             xv, yv = self._batch(self.xv, self.yv, order_v, i)
-            self.a_opt.zero_grad(set_to_none=True)
-            vl += m.arch_backward(xb, yb, xv, yv, ctx)
-            for p in m.arch_parameters():
-                if p.grad is None or not bool(torch.isfinite(p.grad).all()):
-                    self._fail(epoch, i, "the architecture gradient is NaN or infinite")
-            m.arch_step(self.a_opt)
-            if not all(bool(torch.isfinite(p).all()) for p in m.arch_parameters()):
-                self._fail(epoch, i, "the architecture parameters became NaN or infinite")
+            if not warmup:
+                self.a_opt.zero_grad(set_to_none=True)
+                vl += m.arch_backward(xb, yb, xv, yv, ctx)
+                for p in m.arch_parameters():
+                    if p.grad is None or not bool(torch.isfinite(p.grad).all()):
+                        self._fail(epoch, i, "the architecture gradient is NaN or infinite")
+                m.arch_step(self.a_opt)
+                if not all(bool(torch.isfinite(p).all()) for p in m.arch_parameters()):
+                    self._fail(epoch, i, "the architecture parameters became NaN or infinite")
             self.w_opt.zero_grad(set_to_none=True)
             loss, logits = m.weight_backward(xb, yb, ctx)
             if not math.isfinite(loss):
@@ -277,7 +286,8 @@ class DifferentiableSearch:
         arch = self.layout.arch(idx)
         rec: dict[str, Any] = {
             "epoch": epoch + 1, "lr": lr, "train_loss": tl / steps, "train_acc": correct / max(seen, 1),
-            "val_loss": vl / steps, "genotype": self.layout.space.format(arch), "indices": list(idx),
+            "val_loss": None if warmup else vl / steps, "warmup": warmup,
+            "genotype": self.layout.space.format(arch), "indices": list(idx),
             "ops": names, "skip_count": skip_count(self.layout, idx), "probs": probs.round(5).tolist(),
             "seconds": time.perf_counter() - t0, **m.epoch_log(),
         }
@@ -285,7 +295,8 @@ class DifferentiableSearch:
         if log is not None:
             extra = "".join(f" {k}={rec[k]:.4g}" for k in ("tau", "lambda", "layer_corr", "reg") if k in rec)
             log(f"epoch {epoch + 1}/{s['epochs']} train loss {rec['train_loss']:.3f} acc {rec['train_acc']:.3f} "
-                f"val loss {rec['val_loss']:.3f} skips {rec['skip_count']}{extra} {rec['genotype']}")
+                f"val loss {'-' if warmup else format(rec['val_loss'], '.3f')} skips {rec['skip_count']}{extra} "
+                f"{rec['genotype']}")
 
     def _fail(self, epoch: int, step: int, why: str) -> None:
         kept = f"; the checkpoint of epoch {self.epoch} is kept at {self.checkpoint}" if (
