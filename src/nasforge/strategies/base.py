@@ -231,5 +231,8 @@ class Strategy(Configurable, ABC):
             settings = self.config()
         except NasforgeError:  # a setting that is not plain data: show it as it is
             settings = {k: v for k, v in self.get_params().items() if k not in self.NOT_CONFIG}
-        params = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k != "name")
+        def show(k: str, v: Any) -> str:  # a warm start's architectures by their number
+            return f"[{len(v)} architectures]" if k == "initial" and isinstance(v, list) else repr(v)
+
+        params = ", ".join(f"{k}={show(k, v)}" for k, v in settings.items() if k != "name")
         return f"{type(self).__name__}({params})"
