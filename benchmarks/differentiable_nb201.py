@@ -47,11 +47,12 @@ def one_run(job: dict) -> dict:
 
     ds = load_search_data("cifar10", n_train=job["n_train"], image_size=job["image_size"], data_dir=str(DATA))
     ck = Path(job["work"]) / f"{job['method']}-s{job['seed']}.ckpt"
-    run = DifferentiableSearch(ds, job["method"], "nb201", net={"C": job["C"], "N": job["N"]}, seed=job["seed"],
+    net = {"C": job["C"], "N": job["N"], **({"partial": job["partial"]} if job.get("partial", 1) > 1 else {})}
+    run = DifferentiableSearch(ds, job["method"], "nb201", net=net, seed=job["seed"],
                                method_params=job.get("params"),
                                epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64, checkpoint=ck,
                                warmup_epochs=job.get("warmup", 0))
-    init = DifferentiableSearch(ds, job["method"], "nb201", net={"C": job["C"], "N": job["N"]}, seed=job["seed"],
+    init = DifferentiableSearch(ds, job["method"], "nb201", net=net, seed=job["seed"],
                                 epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64)
     init_geno = init.layout.space.format(init.layout.arch(init.current()[0]))  # α at initialisation: no search
     res = run.run()
@@ -84,6 +85,8 @@ def main() -> int:
     ap.add_argument("--image-size", type=int, default=8)
     ap.add_argument("--C", type=int, default=8)
     ap.add_argument("--N", type=int, default=1)
+    ap.add_argument("--partial", type=int, default=1,
+                    help="partial channels: C/k channels through the operations (DrNAS's NB201 search: k = 4)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", default="/tmp/nasforge-differentiable-nb201")
     ap.add_argument("--out", default="/tmp/nasforge-differentiable-nb201.json")
@@ -99,6 +102,7 @@ def main() -> int:
     cost = {"idarts": 5, "transfer-darts": 4, "darts2": 3, "lambda-darts": 1.2, "drnas": 1.1, "darts": 1, "gdas": 0.5}
     jobs = [{"method": m, "seed": s, "epochs": args.epochs, "steps": args.steps, "n_train": args.n_train,
              "image_size": args.image_size, "C": args.C, "N": args.N, "work": args.work,
+             **({"partial": args.partial} if args.partial > 1 else {}),
              **({"warmup": args.warmup} if args.warmup else {}),
              **({"params": mparams[m]} if m in mparams else {})}
             for m in sorted(methods, key=lambda m: -cost.get(m, 1)) for s in seeds]
@@ -111,7 +115,8 @@ def main() -> int:
                   f"C10 test {r['nb201']['cifar10/test_acc_full']:.2f} {r['genotype']}", file=sys.stderr, flush=True)
             Path(args.out).write_text(json.dumps(results, indent=1))
     base = np.median([r["sec_per_step"] for r in results if r["method"] == "darts"]) if "darts" in methods else None
-    print(f"NB201 supernet C={args.C} N={args.N}, CIFAR-10 {args.n_train} images ({args.n_train // 2} weights / "
+    print(f"NB201 supernet C={args.C} N={args.N}{f' (partial channels 1/{args.partial})' if args.partial > 1 else ''}, "
+          f"CIFAR-10 {args.n_train} images ({args.n_train // 2} weights / "
           f"{args.n_train // 2} α) at {args.image_size}x{args.image_size}, {args.epochs} epochs x {args.steps} steps"
           f"{f' (the first {args.warmup} epochs weights only)' if args.warmup else ''}, "
           f"batch 64, seeds {args.seeds}\n")

@@ -134,6 +134,21 @@ def test_drnas_progressive_pruning_keeps_the_strongest_operations(digits, tmp_pa
     assert np.array_equal(again.method.probs(), run.method.probs())
 
 
+def test_drnas_on_a_partial_channel_supernet_searches_and_resumes(digits, tmp_path):
+    net = {"C": 4, "N": 1, "partial": 2}
+    settings = {**FAST, "epochs": 3}
+    full = DifferentiableSearch(digits, "drnas", net=net, seed=6, **settings)
+    init = _alpha(full)
+    res = full.run()
+    assert full.model.partial == 2 and not torch.equal(init, _alpha(full))
+    part = DifferentiableSearch(digits, "drnas", net=net, seed=6, checkpoint=tmp_path / "p.ckpt", **settings)
+    part.run(until_epoch=1)
+    again = DifferentiableSearch(digits, "drnas", net=net, seed=6, checkpoint=tmp_path / "p.ckpt", **settings)
+    assert again.run().genotype == res.genotype and torch.equal(_alpha(again), _alpha(full))
+    with pytest.raises(NasforgeError, match="checkpoint .* belongs to another search"):
+        DifferentiableSearch(digits, "drnas", net={"C": 4, "N": 1}, seed=6, checkpoint=tmp_path / "p.ckpt", **settings)
+
+
 @pytest.mark.parametrize("method", ["darts", "drnas"])
 def test_warmup_trains_weights_only_then_searches(digits, method):
     run = DifferentiableSearch(digits, method, net=NET, seed=2, **{**FAST, "epochs": 3}, warmup_epochs=2)

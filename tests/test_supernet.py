@@ -108,6 +108,38 @@ def test_supernet_forward_errors_and_fixed_path():
         NB201Supernet(C=4, N=1, input_size=10)
 
 
+def test_partial_channel_cells_pass_the_rest_of_the_channels_by():
+    from nasforge.spaces.nb201_supernet import SearchCell
+
+    torch.manual_seed(0)
+    cell = SearchCell(8, partial=4).eval()
+    assert all(next(op.parameters()).shape[0] == 2 for e in cell.edges for op in e if list(op.parameters()))
+    x = torch.randn(3, 8, 5, 5)
+    # the all-`none` path: each edge passes its input's last 6 channels by (the first 2 go through
+    # the operations: none, i.e. zeros), shuffled in 4 groups; every node sums its edges
+    def bypass(t):
+        return torch.cat([torch.zeros(3, 2, 5, 5), t[:, 2:]], 1).view(3, 4, 2, 5, 5).transpose(1, 2).reshape(3, 8, 5, 5)
+
+    n1 = bypass(x)
+    n2 = bypass(x) + bypass(n1)
+    assert torch.allclose(cell(x, arch_indices(ALL_NONE)), bypass(x) + bypass(n1) + bypass(n2), atol=1e-6)
+    # the mixture with one-hot weights is the path; α gets a gradient through the narrow operations
+    net = tiny(partial=2).eval()
+    xi = torch.randn(4, 1, 8, 8)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        a = NB201Space().sample(rng)
+        assert torch.allclose(net(xi, weights=onehot(a)), net(xi, a), atol=1e-6)
+    alpha = torch.zeros(6, 5, requires_grad=True)
+    net(xi, weights=torch.softmax(alpha, dim=1)).sum().backward()
+    assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+    assert net.config["partial"] == 2 and "partial" not in tiny().config
+    with pytest.raises(NasforgeError, match="no stand-alone network"):
+        net.extract(SPARSE)
+    with pytest.raises(NasforgeError, match=r"divides C=4, got 3"):
+        tiny(partial=3)
+
+
 # --- samplers ------------------------------------------------------------------------------------
 def test_uniform_sampler_is_seeded_and_respects_restrictions():
     allowed = [["nor_conv_3x3"], OPS, OPS, ["none", "skip_connect"], OPS, OPS]

@@ -42,6 +42,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--C", type=int, default=None, help="channels of the first stage")
     s.add_argument("--N", type=int, default=None, help="nb201: cells per stage")
     s.add_argument("--layers", type=int, default=None, help="darts: cells")
+    s.add_argument("--partial", type=int, default=None,
+                   help="nb201: partial channels, C/k channels through the operations (DrNAS's NB201 search: 4)")
     s.add_argument("--width", type=finite_float, default=None, help="mbv3: channel multiplier (default 0.25)")
     s.add_argument("--epochs", type=int, default=None, help="default 10")
     s.add_argument("--steps-per-epoch", dest="steps_per_epoch", type=int, default=None,
@@ -111,8 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise NasforgeError(f"run folder {folder} is a file, not a folder")
     ds = load_search_data(args.dataset, n_train=args.n_train, image_size=args.image_size, data_seed=args.data_seed,
                           data_dir=args.data_dir)
-    net = {k: v for k, v in {"C": args.C, "N": args.N, "layers": args.layers, "width": args.width}.items()
-           if v is not None}
+    net = {k: v for k, v in {"C": args.C, "N": args.N, "layers": args.layers, "width": args.width,
+                             "partial": args.partial}.items() if v is not None}
     settings = {k: getattr(args, k) for k in ("epochs", "steps_per_epoch", "batch_size", "lr", "arch_lr", "seed",
                                               "warmup_epochs")}
     folder.mkdir(parents=True, exist_ok=True)

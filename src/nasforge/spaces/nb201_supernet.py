@@ -15,6 +15,12 @@ runs either
   operation) or ``(3N, 6, 5)`` (one copy per search cell): each edge outputs
   ``sum_k w[e, k] * op_k(input)``; ``none`` contributes nothing (no computation, no gradient).
 
+**Partial channels** (``partial=k`` > 1, PC-DARTS, Xu et al., ICLR 2020; used by DrNAS's NB201
+search with k = 4): on every edge only the first ``C/k`` channels of the input go through the
+operations (built ``C/k`` wide); the other channels bypass them, the two parts are concatenated
+and the channels shuffled in ``k`` groups. Such a supernet has no stand-alone network to hand its
+weights to (its operations are narrower than the cell's); it serves differentiable search.
+
 Layer names: ``stem``, ``cells.<i>.edges.<e>.<k>`` (operation ``k`` of edge ``e``; a reduction
 block keeps the official ``conv_a``/``conv_b``/``downsample``), ``lastact``, ``classifier``.
 Replacing ``edges.<e>.<k>.`` with ``layers.<e>.`` gives the official NB201 key.
@@ -49,7 +55,7 @@ class NB201Layout(SupernetLayout):
     ``2->3``), 5 operations each, every combination a cell."""
 
     cpu_net = {"C": 8, "N": 1}
-    net_keys = ("C", "N")
+    net_keys = ("C", "N", "partial")
     noun = "cells"
 
     def __init__(self) -> None:
@@ -86,9 +92,31 @@ class SearchCell(nn.Module):
     edges skipped, a node without any input is the zero tensor), so the numbers are identical.
     """
 
-    def __init__(self, C: int) -> None:
+    def __init__(self, C: int, partial: int = 1) -> None:
         super().__init__()
-        self.edges = nn.ModuleList([nn.ModuleList([_make_op(op, C) for op in OPS]) for _ in EDGES])
+        self.partial = int(partial)
+        width = C // self.partial
+        self.edges = nn.ModuleList([nn.ModuleList([_make_op(op, width) for op in OPS]) for _ in EDGES])
+
+    def _edge(self, e: int, x: Tensor, ops: Sequence[tuple[int, Tensor | None]]) -> Tensor | None:
+        """Edge ``e`` on input ``x``: the sum of ``w * op_k(x)`` over ``ops`` (``w`` None: 1);
+        with partial channels only the first ``C/k`` channels go through the operations and the
+        rest bypass them (concatenated, then shuffled in ``k`` groups). None when nothing is
+        computed and nothing bypasses."""
+        k = self.partial
+        inp = x if k == 1 else x[:, : x.shape[1] // k]
+        total: Tensor | None = None
+        for op, w in ops:
+            y = self.edges[e][op](inp)
+            term = y if w is None else w * y
+            total = term if total is None else total + term
+        if k == 1:
+            return total
+        if total is None:
+            total = torch.zeros_like(inp)
+        out = torch.cat([total, x[:, x.shape[1] // k:]], dim=1)
+        b, c, h, w_ = out.shape
+        return out.view(b, k, c // k, h, w_).transpose(1, 2).reshape(b, c, h, w_)
 
     def forward(self, x: Tensor, ops: Sequence[int] | None = None, weights: Tensor | None = None) -> Tensor:
         """One path (``ops``: 6 operation indices) or the mixture (``weights``: (6, 5))."""
@@ -102,12 +130,13 @@ class SearchCell(nn.Module):
         nodes: list[Tensor | None] = [x, None, None, None]
         for e, (src, dst) in enumerate(EDGES):
             k = ops[e]
-            if k == _NONE:
+            if k == _NONE and self.partial == 1:
                 continue
             inp = nodes[src]
             if inp is None:
                 inp = torch.zeros_like(x)
-            y = self.edges[e][k](inp)
+            y = self._edge(e, inp, [] if k == _NONE else [(k, None)])
+            assert y is not None
             acc = nodes[dst]
             nodes[dst] = y if acc is None else acc + y
         out = nodes[3]
@@ -120,10 +149,9 @@ class SearchCell(nn.Module):
             for e, (src, d) in enumerate(EDGES):
                 if d != dst:
                     continue
-                for k in range(N_OPS):
-                    if k == _NONE:  # contributes w * 0: nothing to compute, no gradient to w
-                        continue
-                    term = weights[e, k] * self.edges[e][k](nodes[src])
+                # none contributes w * 0: nothing to compute, no gradient to w
+                term = self._edge(e, nodes[src], [(k, weights[e, k]) for k in range(N_OPS) if k != _NONE])
+                if term is not None:
                     total = term if total is None else total + term
             nodes.append(torch.zeros_like(x) if total is None else total)
         return nodes[3]
@@ -148,17 +176,27 @@ class NB201Supernet(Supernet):
         in_channels: int = 3,
         input_size: int = 32,
         allowed: Any = None,
+        partial: int = 1,
     ) -> None:
         check_network_config(C, N, num_classes, in_channels, input_size)
+        if isinstance(partial, bool) or not isinstance(partial, int) or partial < 1 or C % partial:
+            raise NasforgeError(f"partial (channels through the operations: C/partial) must be a whole number >= 1 "
+                                f"that divides C={C}, got {partial!r}")
         super().__init__(allowed)
         self.C, self.N, self.num_classes = C, N, num_classes
-        self.in_channels, self.input_size = in_channels, input_size
-        build_backbone(self, C, N, num_classes, in_channels, SearchCell)
+        self.in_channels, self.input_size, self.partial = in_channels, input_size, partial
+        build_backbone(self, C, N, num_classes, in_channels, lambda c: SearchCell(c, partial))
         self.n_cells = len(self.search_cells())
 
     def net_config(self) -> dict[str, Any]:
-        return {"C": self.C, "N": self.N, "num_classes": self.num_classes, "in_channels": self.in_channels,
-                "input_size": self.input_size}
+        cfg = {"C": self.C, "N": self.N, "num_classes": self.num_classes, "in_channels": self.in_channels,
+               "input_size": self.input_size}
+        return cfg if self.partial == 1 else {**cfg, "partial": self.partial}
+
+    def _whole(self) -> None:
+        if self.partial != 1:
+            raise NasforgeError(f"a partial-channel supernet (partial={self.partial}) has no stand-alone network: "
+                                "its operations are narrower than the cell")
 
     # --- forward ----------------------------------------------------------------------------
     def forward_path(self, x: Tensor, idx: tuple[int, ...]) -> Tensor:
@@ -193,6 +231,7 @@ class NB201Supernet(Supernet):
 
     def path_state_dict(self, arch: Any) -> dict[str, Tensor]:
         """The state dict of the standalone :class:`NB201Network` for ``arch`` (official keys)."""
+        self._whole()
         ops = self.indices(arch)
         out: dict[str, Tensor] = {}
         for key, value in self.state_dict().items():
@@ -207,6 +246,7 @@ class NB201Supernet(Supernet):
 
     def extract(self, arch: Any) -> NB201Network:
         """A standalone :class:`NB201Network` for ``arch`` holding copies of the inherited weights."""
+        self._whole()
         net = NB201Network(self.to_arch(self.indices(arch)), C=self.C, N=self.N, num_classes=self.num_classes,
                            in_channels=self.in_channels, input_size=self.input_size)
         net.load_state_dict({k: v.clone() for k, v in self.path_state_dict(arch).items()}, strict=True)
