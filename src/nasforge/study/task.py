@@ -216,9 +216,11 @@ def zero_cost_warm_start(settings: Mapping[str, Any], task: Task, n_top: int,
     CIFAR-10 images. Returns the :class:`~nasforge.estimation.proxies.WarmStart` (its ``seconds``
     is the scoring time)."""
     from nasforge.estimation.proxies import ProxyEstimator, RankEnsemble, proxy_warm_start
+    from nasforge.strategies import ALIASES
 
     proxies, n = parse_warm_start(settings.get("warm_start"))
     name = settings.get("strategy", SEARCH_DEFAULTS["strategy"])
+    name = ALIASES.get(name, name)
     if name not in WARM_STARTABLE:
         raise NasforgeError(f"strategy {name!r} takes no warm start; strategies that do: {', '.join(WARM_STARTABLE)}")
     seed = int(settings.get("seed") or 0)
