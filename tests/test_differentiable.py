@@ -108,6 +108,8 @@ def test_bad_input(digits):
         DifferentiableSearch(digits, "drnas", net=NET, method_params={"keep": 5})
     with pytest.raises(NasforgeError, match=r"drnas prune_at must lie in \(0, 1\), got 1"):
         DifferentiableSearch(digits, "drnas", net=NET, method_params={"keep": 3, "prune_at": 1})
+    with pytest.raises(NasforgeError, match="drnas rewarm .* needs keep > 0, got rewarm=2 keep=0"):
+        DifferentiableSearch(digits, "drnas", net=NET, method_params={"rewarm": 2})
 
 
 def test_drnas_progressive_pruning_keeps_the_strongest_operations(digits, tmp_path):
@@ -132,6 +134,14 @@ def test_drnas_progressive_pruning_keeps_the_strongest_operations(digits, tmp_pa
     assert again.method.pruned and torch.equal(again.method.mask, part.method.mask)
     again.run()
     assert np.array_equal(again.method.probs(), run.method.probs())
+    # rewarm: the epoch after the pruning trains the weights only, then α moves again
+    re = DifferentiableSearch(digits, "drnas", net=NET, seed=5, method_params={"keep": 2, "rewarm": 1}, **settings)
+    re.run(until_epoch=2)
+    a2 = _alpha(re)
+    re.run(until_epoch=3)
+    assert torch.equal(a2, _alpha(re)) and re.method.pruned
+    res = re.run()
+    assert [h["warmup"] for h in res.history] == [False, False, True, False] and not torch.equal(a2, _alpha(re))
 
 
 def test_drnas_on_a_partial_channel_supernet_searches_and_resumes(digits, tmp_path):

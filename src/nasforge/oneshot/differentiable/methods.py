@@ -25,8 +25,9 @@ Methods (``METHODS``):
   gradient, ``β = ELU(α) + 1``, a fresh draw per forward; the α loss adds ``reg_scale`` (1e-3)
   times ``KL(Dir(β) || Dir(1))`` (``reg="kl"``) or ``0.5 ||β||²`` (``reg="l2"``, the default of
   the authors' NB201 script); ``keep=k`` adds their progressive learning: at ``prune_at`` (0.5)
-  of the epochs each edge keeps its k strongest operations (their NB201 search: 5 → 3; the
-  partial-channel widening that goes with it there saves GPU memory and is not done here);
+  of the epochs each edge keeps its k strongest operations (their NB201 search: 5 → 3), and
+  ``rewarm=r`` freezes α for the r epochs after the pruning, as their second stage starts (the
+  partial-channel widening that goes with it there is not done here);
 - ``lambda-darts`` (Λ-DARTS): first-order α updates; every cell gets its own copy of the mixture
   weights, the per-cell gradients ``g_l`` are compared by cosine similarity, and the weight
   gradient gets ``-λ ∇_w Σ_{i<j} cos(g_i, g_j) / P`` (``P`` pairs) by central finite differences
@@ -145,6 +146,11 @@ class Method:
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         """Called before each epoch (annealing, ramps)."""
         self.epoch, self.epochs = epoch, epochs
+
+    def arch_frozen(self, epoch: int) -> bool:
+        """Whether α stays fixed during ``epoch`` (the method's own warm-up phases; the search's
+        ``warmup_epochs`` come on top)."""
+        return False
 
     def weight_backward(self, x: Tensor, y: Tensor, ctx: StepContext) -> tuple[float, Tensor]:
         """Gradient of the weights on a training batch; returns the loss and the logits."""
@@ -285,7 +291,7 @@ class DrNAS(Method):
     """DrNAS: Dirichlet mixture weights with pathwise gradients (see the module docstring)."""
 
     name = "drnas"
-    defaults = {"reg": "kl", "reg_scale": 1e-3, "keep": 0, "prune_at": 0.5}
+    defaults = {"reg": "kl", "reg_scale": 1e-3, "keep": 0, "prune_at": 0.5, "rewarm": 0}
 
     def __init__(self, model: Supernet, **params: Any) -> None:
         super().__init__(model, **params)
@@ -297,6 +303,9 @@ class DrNAS(Method):
                                 f"got {keep!r}")
         if not 0 < self.params["prune_at"] < 1:
             raise NasforgeError(f"drnas prune_at must lie in (0, 1), got {self.params['prune_at']!r}")
+        if self.params["rewarm"] != int(self.params["rewarm"]) or (self.params["rewarm"] and not keep):
+            raise NasforgeError(f"drnas rewarm (weight-only epochs after the pruning) must be a whole number and "
+                                f"needs keep > 0, got rewarm={self.params['rewarm']!r} keep={keep!r}")
         self.pruned = False
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
@@ -305,12 +314,21 @@ class DrNAS(Method):
         the search."""
         super().begin_epoch(epoch, epochs)
         keep = int(self.params["keep"])
-        if keep and not self.pruned and epoch >= round(float(self.params["prune_at"]) * epochs):
+        if keep and not self.pruned and epoch >= self.prune_epoch(epochs):
             probs = torch.as_tensor(self.probs())
             top = probs.argsort(dim=-1, descending=True, stable=True)[:, :keep]
             kept = torch.zeros_like(self.mask).scatter_(1, top, True)
             self.mask = self.mask & kept
             self.pruned = True
+
+    def prune_epoch(self, epochs: int) -> int:
+        return round(float(self.params["prune_at"]) * epochs)
+
+    def arch_frozen(self, epoch: int) -> bool:
+        """With ``keep`` and ``rewarm=r``: the r epochs after the pruning train the weights only,
+        as the reference search warms up again at the start of its second stage."""
+        start = self.prune_epoch(self.epochs)
+        return bool(self.params["keep"]) and start <= epoch < start + int(self.params["rewarm"])
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "mask": self.mask.clone(), "pruned": self.pruned}

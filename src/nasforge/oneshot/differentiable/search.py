@@ -256,7 +256,7 @@ class DifferentiableSearch:
         tl = vl = 0.0
         correct = seen = 0
         steps = self.steps_per_epoch
-        warmup = epoch < s["warmup_epochs"]  # weights only: α stays where it is
+        warmup = epoch < s["warmup_epochs"] or m.arch_frozen(epoch)  # weights only: α stays where it is
         for i in range(steps):
             xb, yb = self._batch(self.xt, self.yt, order_t, i)
             xv, yv = self._batch(self.xv, self.yv, order_v, i)
