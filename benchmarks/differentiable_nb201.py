@@ -51,7 +51,7 @@ def one_run(job: dict) -> dict:
     run = DifferentiableSearch(ds, job["method"], "nb201", net=net, seed=job["seed"],
                                method_params=job.get("params"),
                                epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64, checkpoint=ck,
-                               warmup_epochs=job.get("warmup", 0))
+                               warmup_epochs=job.get("warmup", 0), **job.get("settings", {}))
     init = DifferentiableSearch(ds, job["method"], "nb201", net=net, seed=job["seed"],
                                 epochs=job["epochs"], steps_per_epoch=job["steps"], batch_size=64)
     init_geno = init.layout.space.format(init.layout.arch(init.current()[0]))  # α at initialisation: no search
@@ -81,6 +81,8 @@ def main() -> int:
                     help="first epochs train the weights only (α frozen); DrNAS's NB201 search warms up 10 of 50")
     ap.add_argument("--params", default=None,
                     help='method settings as JSON, e.g. \'{"drnas": {"reg": "l2", "keep": 3}}\' (default: the library\'s)')
+    ap.add_argument("--settings", default=None,
+                    help='JSON of search settings for every method, e.g. {"arch_lr": 0.003} (others: the defaults)')
     ap.add_argument("--n-train", type=int, default=4608, help="CIFAR-10 images (half weights, half α)")
     ap.add_argument("--image-size", type=int, default=8)
     ap.add_argument("--C", type=int, default=8)
@@ -98,13 +100,15 @@ def main() -> int:
     methods = [m for m in args.methods.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     mparams = json.loads(args.params) if args.params else {}
+    settings = json.loads(args.settings) if args.settings else {}
     # the costly methods first, so the two workers finish together
     cost = {"idarts": 5, "transfer-darts": 4, "darts2": 3, "lambda-darts": 1.2, "drnas": 1.1, "darts": 1, "gdas": 0.5}
     jobs = [{"method": m, "seed": s, "epochs": args.epochs, "steps": args.steps, "n_train": args.n_train,
              "image_size": args.image_size, "C": args.C, "N": args.N, "work": args.work,
              **({"partial": args.partial} if args.partial > 1 else {}),
              **({"warmup": args.warmup} if args.warmup else {}),
-             **({"params": mparams[m]} if m in mparams else {})}
+             **({"params": mparams[m]} if m in mparams else {}),
+             **({"settings": settings} if settings else {})}
             for m in sorted(methods, key=lambda m: -cost.get(m, 1)) for s in seeds]
     t0 = time.time()
     results = []
@@ -122,6 +126,8 @@ def main() -> int:
           f"batch 64, seeds {args.seeds}\n")
     if mparams:
         print(f"method settings (others: the library defaults): {json.dumps(mparams)}\n")
+    if settings:
+        print(f"search settings (others: the defaults): {json.dumps(settings)}\n")
     print("| method | skips (epoch 1 → last) | C10 valid | C10 test (NB201 full) | C100 test | paper C10 test "
           "| s/step (× DARTS-V1) |")
     print("|---|---|---|---|---|---|---|")

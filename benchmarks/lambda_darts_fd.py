@@ -4,9 +4,10 @@ For one training batch, the weight gradient that ``lambda-darts`` adds (``-λ (�
 ∇_w L(A - εv)) / 2ε``, ``ε = eps0 / ||v||``, λ = 1) is compared with the exact ``-∇_w`` of the
 mean pairwise cosine of the per-cell gradients (double back-propagation): cosine and norm ratio,
 for several ``eps0`` (the authors' code uses 1e-4), in float32 and float64, on the CPU-scale
-supernets of the NB201 (C=8, N=1) and DARTS (C=4, 5 cells) benchmarks, CIFAR-10 at 8x8, batch 32.
+supernets of the NB201 (C=8, N=1) and DARTS (C=4, 5 cells) benchmarks, CIFAR-10 at 8x8, batch 32,
+and (``--pc``) the partial-channel NB201 supernet of the longer protocol (C=16, N=1, k=4, 16x16).
 
-    nice -n 10 python benchmarks/lambda_darts_fd.py
+    nice -n 10 python benchmarks/lambda_darts_fd.py [--pc]
 """
 
 from __future__ import annotations
@@ -57,11 +58,16 @@ def main() -> int:
     torch.set_num_threads(1)
     from nasforge.oneshot.differentiable.search import load_search_data
 
-    ds = load_search_data("cifar10", n_train=200, image_size=8, data_dir=str(DATA))
+    if "--pc" in sys.argv[1:]:
+        configs = [("nb201", {"C": 16, "N": 1, "partial": 4}, 16, (torch.float32,))]
+    else:
+        configs = [("nb201", {"C": 8, "N": 1}, 8, (torch.float32, torch.float64)),
+                   ("darts", {"C": 4, "layers": 5}, 8, (torch.float32, torch.float64))]
     print("| supernet | dtype | eps0 | cosine (FD, exact) | norm ratio FD / exact |")
     print("|---|---|---|---|---|")
-    for space, net in (("nb201", {"C": 8, "N": 1}), ("darts", {"C": 4, "layers": 5})):
-        for dtype in (torch.float32, torch.float64):
+    for space, net, size, dtypes in configs:
+        ds = load_search_data("cifar10", n_train=200, image_size=size, data_dir=str(DATA))
+        for dtype in dtypes:
             for eps0 in (1e-3, 1e-4, 1e-5, 1e-6):
                 cos, ratio = check(ds, space, net, eps0, dtype)
                 print(f"| {space} {net} | {str(dtype).replace('torch.', '')} | {eps0:g} | {cos:.3f} | {ratio:.3g} |",

@@ -37,7 +37,9 @@ Methods (``METHODS``):
   ``ramp`` 1.0: full λ only in the last epoch). Before this was checked the defaults were
   ``eps0`` 1e-5 and ``ramp`` 0.5; on the CPU-scale NB201 supernet (float32) the central
   difference agreed better with the exact double-backward gradient at 1e-5 (cosine 0.9995) than
-  at 1e-4 (cosine < 0.2: ReLU kinks inside the step), so ``eps0=1e-5`` remains an option there.
+  at 1e-4 (cosine < 0.2: ReLU kinks inside the step), so ``eps0=1e-5`` remains an option there;
+  on the partial-channel NB201 supernet (C=16, k=4, 16x16) 1e-4 gives cosine -0.07 and 128x the
+  exact norm (λ times noise on the weight gradient), 1e-5 cosine 0.99 (``benchmarks/lambda_darts_fd.py``).
   Unlike the authors' code on the DARTS space, which regularises the normal cells only (and
   offers a sign-based variant), every pair of cells of one type is aligned here. The central
   difference is only as good as the network is smooth at the scale of ε: on the CPU-scale DARTS
