@@ -5,9 +5,10 @@ For one training batch, the weight gradient that ``lambda-darts`` adds (``-Î» (â
 mean pairwise cosine of the per-cell gradients (double back-propagation): cosine and norm ratio,
 for several ``eps0`` (the authors' code uses 1e-4), in float32 and float64, on the CPU-scale
 supernets of the NB201 (C=8, N=1) and DARTS (C=4, 5 cells) benchmarks, CIFAR-10 at 8x8, batch 32,
-and (``--pc``) the partial-channel NB201 supernet of the longer protocol (C=16, N=1, k=4, 16x16).
+(``--pc``) the partial-channel NB201 supernet of the longer protocol (C=16, N=1, k=4, 16x16), and
+(``--full``) the same supernet without partial channels (C=16, N=1, 16x16).
 
-    nice -n 10 python benchmarks/lambda_darts_fd.py [--pc]
+    nice -n 10 python benchmarks/lambda_darts_fd.py [--pc] [--full]
 """
 
 from __future__ import annotations
@@ -58,9 +59,13 @@ def main() -> int:
     torch.set_num_threads(1)
     from nasforge.oneshot.differentiable.search import load_search_data
 
-    if "--pc" in sys.argv[1:]:
-        configs = [("nb201", {"C": 16, "N": 1, "partial": 4}, 16, (torch.float32,))]
-    else:
+    flags = set(sys.argv[1:])
+    configs = []
+    if "--pc" in flags:
+        configs.append(("nb201", {"C": 16, "N": 1, "partial": 4}, 16, (torch.float32,)))
+    if "--full" in flags:
+        configs.append(("nb201", {"C": 16, "N": 1}, 16, (torch.float32,)))
+    if not configs:
         configs = [("nb201", {"C": 8, "N": 1}, 8, (torch.float32, torch.float64)),
                    ("darts", {"C": 4, "layers": 5}, 8, (torch.float32, torch.float64))]
     print("| supernet | dtype | eps0 | cosine (FD, exact) | norm ratio FD / exact |")
