@@ -60,6 +60,8 @@ def main() -> int:
     from nasforge.oneshot.differentiable.search import load_search_data
 
     flags = set(sys.argv[1:])
+    if flags - {"--pc", "--full"}:
+        sys.exit(f"unknown option(s) {', '.join(sorted(flags - {'--pc', '--full'}))}; allowed: --pc, --full")
     configs = []
     if "--pc" in flags:
         configs.append(("nb201", {"C": 16, "N": 1, "partial": 4}, 16, (torch.float32,)))
