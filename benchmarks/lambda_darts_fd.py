@@ -13,6 +13,7 @@ supernets of the NB201 (C=8, N=1) and DARTS (C=4, 5 cells) benchmarks, CIFAR-10 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -59,13 +60,14 @@ def main() -> int:
     torch.set_num_threads(1)
     from nasforge.oneshot.differentiable.search import load_search_data
 
-    flags = set(sys.argv[1:])
-    if flags - {"--pc", "--full"}:
-        sys.exit(f"unknown option(s) {', '.join(sorted(flags - {'--pc', '--full'}))}; allowed: --pc, --full")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pc", action="store_true", help="the NB201 C=16 partial-channel (k=4) supernet instead of the small default set")
+    parser.add_argument("--full", action="store_true", help="the NB201 C=16 supernet without partial channels instead of the small default set")
+    args = parser.parse_args()
     configs = []
-    if "--pc" in flags:
+    if args.pc:
         configs.append(("nb201", {"C": 16, "N": 1, "partial": 4}, 16, (torch.float32,)))
-    if "--full" in flags:
+    if args.full:
         configs.append(("nb201", {"C": 16, "N": 1}, 16, (torch.float32,)))
     if not configs:
         configs = [("nb201", {"C": 8, "N": 1}, 8, (torch.float32, torch.float64)),
