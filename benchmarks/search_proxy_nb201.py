@@ -41,16 +41,15 @@ def one_training(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from nasforge.estimation.nb201_table import load_nb201
     from nasforge.estimation.training import TrainingEstimator
     from nasforge.oneshot.differentiable.search import load_search_data
+    from nasforge.spaces.nb201 import NB201Space
 
     key = (job["n_train"], job["image_size"])
     if key not in _CACHE:
         _CACHE[key] = load_search_data("cifar10", n_train=job["n_train"], image_size=job["image_size"],
                                        data_dir=str(DATA))
-    space = load_nb201("cifar10", data_dir=str(DATA)).space
-    est = TrainingEstimator(space, _CACHE[key], max_epochs=job["epochs"], net={"C": job["C"], "N": job["N"]},
+    est = TrainingEstimator(NB201Space(), _CACHE[key], max_epochs=job["epochs"], net={"C": job["C"], "N": job["N"]},
                             seed=job["seed"], batch_size=128, lr=0.1, weight_decay=5e-4, threads=1,
                             cost_unit="epochs")
     m = est.estimate(job["cell"]).metrics
