@@ -28,9 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from differentiable_nb201 import DATA, mean_se  # the searches this script reads come from there
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
 #: how many of NB201's best cells (by CIFAR-10 ``valid_acc``, the column a search may select by) join
 N_BEST = 3
 
@@ -54,12 +53,6 @@ def one_training(job: dict) -> dict:
                             cost_unit="epochs")
     m = est.estimate(job["cell"]).metrics
     return {**job, **{k: float(m[k]) for k in ("valid_acc", "test_acc", "train_acc", "train_seconds")}}
-
-
-def mean_se(a) -> str:
-    a = np.asarray(a, dtype=float)
-    se = a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
-    return f"{a.mean():.2f} ± {se:.2f}"
 
 
 def main() -> int:
